@@ -1,0 +1,304 @@
+-- Token Pool schema. The invariants of ../shared/API.md live here as constraints,
+-- so that no code path (or second node) can break them; the functions below make
+-- each use case one round trip.
+
+CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public;
+
+-- One row: the start of the current usage window (rule 5), kept across restarts.
+CREATE TABLE pool_state (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  window_started_at timestamptz NOT NULL
+);
+INSERT INTO pool_state (window_started_at) VALUES (date_trunc('milliseconds', now()));
+
+-- The pool. The current lease is mirrored here (lease_*) so that the pick is one
+-- index scan; usages stays the record of truth and carries the constraints.
+CREATE TABLE tokens (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  position bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+  retired boolean NOT NULL DEFAULT false,
+  usage_count integer NOT NULL DEFAULT 0 CHECK (usage_count >= 0),
+  counted_window timestamptz,
+  -- Redrawn on every allocation: the smallest of i.i.d. draws is a uniform pick among ties.
+  shuffle double precision NOT NULL DEFAULT random(),
+  lease_id bigint,
+  lease_user_id uuid,
+  lease_started_at timestamptz,
+  lease_expires_at timestamptz,
+  CHECK (num_nulls(lease_id, lease_user_id, lease_started_at, lease_expires_at) IN (0, 4))
+);
+CREATE INDEX tokens_pick ON tokens (usage_count, shuffle) WHERE NOT retired;
+CREATE INDEX tokens_oldest_lease ON tokens (lease_started_at) WHERE lease_id IS NOT NULL AND NOT retired;
+CREATE INDEX tokens_lease_expiry ON tokens (lease_expires_at) WHERE lease_id IS NOT NULL;
+
+-- Every lease ever granted. id is the lease_id: a fencing token that only grows.
+CREATE TABLE usages (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  token_id uuid NOT NULL REFERENCES tokens (id),
+  user_id uuid NOT NULL,
+  started_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  released_at timestamptz,
+  release_reason text CHECK (release_reason IN ('expired', 'evicted', 'released', 'cleared')),
+  CHECK (expires_at > started_at),
+  CHECK ((released_at IS NULL) = (release_reason IS NULL)),
+  CHECK (released_at IS NULL OR (released_at >= started_at AND released_at <= expires_at)),
+  CHECK (release_reason IS DISTINCT FROM 'expired' OR released_at = expires_at),
+  -- Never two holders: the lifetimes of one token's usages can't overlap.
+  CONSTRAINT usages_no_overlap EXCLUDE USING gist (
+    token_id WITH =,
+    tstzrange(started_at, coalesce(released_at, expires_at), '[)') WITH &&
+  )
+);
+CREATE UNIQUE INDEX usages_one_open_per_token ON usages (token_id) WHERE released_at IS NULL;
+CREATE UNIQUE INDEX usages_one_open_per_user ON usages (user_id) WHERE released_at IS NULL;
+CREATE INDEX usages_history ON usages (token_id, id DESC);
+CREATE INDEX usages_open_by_expiry ON usages (expires_at) WHERE released_at IS NULL;
+
+-- The window that holds now; rolls it forward (zeroing counts) when it has ended.
+-- Idempotent and safe on every node at once: the pool_state row lock serialises the roll.
+CREATE FUNCTION tp_current_window(p_window interval) RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_start timestamptz;
+  v_now timestamptz := clock_timestamp();
+BEGIN
+  SELECT window_started_at INTO v_start FROM pool_state;
+  IF v_now < v_start + p_window THEN
+    RETURN v_start;
+  END IF;
+  SELECT window_started_at INTO v_start FROM pool_state FOR UPDATE;
+  IF v_now >= v_start + p_window THEN
+    v_start := v_start + p_window * floor(extract(epoch FROM v_now - v_start) / extract(epoch FROM p_window));
+    UPDATE pool_state SET window_started_at = v_start;
+    UPDATE tokens SET usage_count = 0
+     WHERE usage_count > 0 AND counted_window IS DISTINCT FROM v_start;
+  END IF;
+  RETURN v_start;
+END $$;
+
+-- Makes the pool hold exactly p_size live tokens: grows by reviving retired ids
+-- first (oldest first), shrinks by retiring the newest. Returns the live count.
+CREATE FUNCTION tp_provision(p_size integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_live integer;
+BEGIN
+  PERFORM 1 FROM pool_state FOR UPDATE;
+  SELECT count(*) INTO v_live FROM tokens WHERE NOT retired;
+  IF v_live < p_size THEN
+    UPDATE tokens SET retired = false
+     WHERE id IN (SELECT id FROM tokens WHERE retired ORDER BY position LIMIT p_size - v_live);
+    SELECT count(*) INTO v_live FROM tokens WHERE NOT retired;
+    INSERT INTO tokens (shuffle) SELECT random() FROM generate_series(1, p_size - v_live);
+  ELSIF v_live > p_size THEN
+    UPDATE tokens SET retired = true
+     WHERE id IN (SELECT id FROM tokens WHERE NOT retired ORDER BY position DESC LIMIT v_live - p_size);
+  END IF;
+  RETURN p_size;
+END $$;
+
+-- Grants p_user a lease (rules 2-10), or returns the one it holds.
+-- outcome: 'new' | 'existing' | 'exhausted' (reject policy, with retry_after_ms).
+-- Called by tp_allocate, which has already settled the window.
+CREATE FUNCTION tp_grant(
+  p_user uuid, p_ttl interval, v_window timestamptz, p_evict boolean,
+  OUT outcome text, OUT lease_id bigint, OUT token_id uuid, OUT started_at timestamptz,
+  OUT expires_at timestamptz, OUT evicted_user_id uuid, OUT retry_after_ms bigint
+)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_now timestamptz;
+  v_open usages%ROWTYPE;
+  v_tok tokens%ROWTYPE;
+BEGIN
+  -- One allocation per user at a time makes "allocate again" return the same lease.
+  PERFORM pg_advisory_xact_lock(hashtextextended(p_user::text, 7411));
+  v_now := date_trunc('milliseconds', clock_timestamp());
+
+  SELECT * INTO v_open FROM usages u WHERE u.user_id = p_user AND u.released_at IS NULL;
+  IF FOUND THEN
+    IF v_open.expires_at > v_now THEN
+      outcome := 'existing';
+      lease_id := v_open.id; token_id := v_open.token_id;
+      started_at := v_open.started_at; expires_at := v_open.expires_at;
+      RETURN;
+    END IF;
+    UPDATE usages u SET released_at = u.expires_at, release_reason = 'expired'
+     WHERE u.id = v_open.id AND u.released_at IS NULL;
+  END IF;
+
+  SELECT * INTO v_tok FROM tokens t
+   WHERE NOT t.retired AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= v_now)
+   ORDER BY t.usage_count, t.shuffle
+   LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
+
+  IF NOT FOUND THEN
+    IF NOT p_evict THEN
+      outcome := 'exhausted';
+      SELECT greatest(1, ceil(extract(epoch FROM min(t.lease_expires_at) - v_now) * 1000))::bigint
+        INTO retry_after_ms
+        FROM tokens t WHERE NOT t.retired AND t.lease_expires_at > v_now;
+      RETURN;
+    END IF;
+    SELECT * INTO v_tok FROM tokens t
+     WHERE NOT t.retired AND t.lease_id IS NOT NULL
+     ORDER BY t.lease_started_at
+     LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+      -- Every token is locked by a concurrent allocation: queue behind the oldest lease.
+      SELECT * INTO v_tok FROM tokens t
+       WHERE NOT t.retired AND t.lease_id IS NOT NULL
+       ORDER BY t.lease_started_at
+       LIMIT 1 FOR NO KEY UPDATE;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION 'token pool is empty' USING ERRCODE = 'P0001';
+      END IF;
+    END IF;
+  END IF;
+
+  -- Rule 10: the lease starts once the token is ours, never before its last use ended.
+  started_at := greatest(date_trunc('milliseconds', clock_timestamp()), v_tok.lease_started_at);
+  IF v_tok.lease_id IS NOT NULL THEN
+    IF v_tok.lease_expires_at <= started_at THEN
+      UPDATE usages u SET released_at = u.expires_at, release_reason = 'expired'
+       WHERE u.id = v_tok.lease_id AND u.released_at IS NULL;
+    ELSE
+      UPDATE usages u SET released_at = started_at, release_reason = 'evicted'
+       WHERE u.id = v_tok.lease_id AND u.released_at IS NULL;
+      evicted_user_id := v_tok.lease_user_id;
+    END IF;
+  END IF;
+
+  expires_at := started_at + p_ttl;
+  token_id := v_tok.id;
+  INSERT INTO usages (token_id, user_id, started_at, expires_at)
+  VALUES (v_tok.id, p_user, started_at, expires_at)
+  RETURNING id INTO lease_id;
+
+  UPDATE tokens t SET
+    lease_id = tp_grant.lease_id, lease_user_id = p_user,
+    lease_started_at = tp_grant.started_at, lease_expires_at = tp_grant.expires_at,
+    usage_count = CASE WHEN t.counted_window = v_window THEN t.usage_count + 1 ELSE 1 END,
+    counted_window = v_window,
+    shuffle = random()
+   WHERE t.id = v_tok.id;
+  outcome := 'new';
+END $$;
+
+-- Allocates for a batch of users in one transaction: one commit and one round trip
+-- for many requests. The window is settled first, because a roll waits on token
+-- locks and so must never be waited on by someone holding one; users are taken in
+-- advisory-lock order so that two batches can't deadlock on them.
+CREATE FUNCTION tp_allocate(p_users uuid[], p_ttl interval, p_window interval, p_evict boolean)
+RETURNS TABLE (
+  user_id uuid, outcome text, lease_id bigint, token_id uuid, started_at timestamptz,
+  expires_at timestamptz, evicted_user_id uuid, retry_after_ms bigint
+)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_window timestamptz := tp_current_window(p_window);
+  v_user uuid;
+BEGIN
+  FOR v_user IN
+    SELECT d.x FROM (SELECT DISTINCT x FROM unnest(p_users) x) d ORDER BY hashtextextended(d.x::text, 7411)
+  LOOP
+    RETURN QUERY SELECT v_user, g.* FROM tp_grant(v_user, p_ttl, v_window, p_evict) g;
+  END LOOP;
+END $$;
+
+-- The holder gives its token back early. outcome: 'released' | 'not_holder' | 'not_found'.
+CREATE FUNCTION tp_release(
+  p_token uuid, p_user uuid,
+  OUT outcome text, OUT lease_id bigint, OUT started_at timestamptz, OUT released_at timestamptz
+)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_tok tokens%ROWTYPE;
+  v_now timestamptz;
+BEGIN
+  SELECT * INTO v_tok FROM tokens t WHERE t.id = p_token FOR NO KEY UPDATE;
+  v_now := date_trunc('milliseconds', clock_timestamp());
+  IF NOT FOUND OR (v_tok.retired AND (v_tok.lease_expires_at IS NULL OR v_tok.lease_expires_at <= v_now)) THEN
+    outcome := 'not_found';
+    RETURN;
+  END IF;
+  IF v_tok.lease_user_id IS DISTINCT FROM p_user OR v_tok.lease_expires_at <= v_now THEN
+    outcome := 'not_holder';
+    RETURN;
+  END IF;
+  released_at := greatest(v_now, v_tok.lease_started_at);
+  UPDATE usages u SET released_at = tp_release.released_at, release_reason = 'released'
+   WHERE u.id = v_tok.lease_id;
+  UPDATE tokens t SET lease_id = NULL, lease_user_id = NULL, lease_started_at = NULL, lease_expires_at = NULL
+   WHERE t.id = p_token;
+  outcome := 'released';
+  lease_id := v_tok.lease_id;
+  started_at := v_tok.lease_started_at;
+END $$;
+
+-- Closes every active lease now (reason 'cleared'); returns the leases closed.
+CREATE FUNCTION tp_clear() RETURNS TABLE (lease_id bigint, token_id uuid, user_id uuid, started_at timestamptz, released_at timestamptz)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_now timestamptz;
+BEGIN
+  -- Lock in a fixed order so that concurrent clears queue instead of deadlocking.
+  PERFORM 1 FROM tokens t WHERE t.lease_expires_at > clock_timestamp() ORDER BY t.id FOR NO KEY UPDATE;
+  v_now := date_trunc('milliseconds', clock_timestamp());
+  RETURN QUERY
+  WITH closed AS (
+    UPDATE usages u SET released_at = greatest(v_now, u.started_at), release_reason = 'cleared'
+      FROM tokens t
+     WHERE t.lease_expires_at > v_now AND u.id = t.lease_id AND u.released_at IS NULL
+    RETURNING u.id, u.token_id, u.user_id, u.started_at, u.released_at
+  ), emptied AS (
+    UPDATE tokens t SET lease_id = NULL, lease_user_id = NULL, lease_started_at = NULL, lease_expires_at = NULL
+      FROM closed c WHERE t.id = c.token_id
+  )
+  SELECT * FROM closed;
+END $$;
+
+-- Bookkeeping only (availability never waits for it): writes released_at = expires_at
+-- on leases that ran out. SKIP LOCKED lets every node run it at once.
+CREATE FUNCTION tp_sweep(p_limit integer)
+RETURNS TABLE (lease_id bigint, token_id uuid, user_id uuid, started_at timestamptz, released_at timestamptz)
+LANGUAGE sql AS $$
+  WITH due AS (
+    SELECT u.id FROM usages u
+     WHERE u.released_at IS NULL AND u.expires_at <= clock_timestamp()
+     ORDER BY u.expires_at
+     LIMIT p_limit FOR UPDATE SKIP LOCKED
+  )
+  UPDATE usages u SET released_at = u.expires_at, release_reason = 'expired'
+    FROM due WHERE u.id = due.id AND u.released_at IS NULL
+  RETURNING u.id, u.token_id, u.user_id, u.started_at, u.released_at
+$$;
+
+-- The start of the window that holds now(), for reads: computed, never written.
+CREATE FUNCTION tp_window_start(p_window interval) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+  SELECT window_started_at + p_window * greatest(0, floor(extract(epoch FROM now() - window_started_at) / extract(epoch FROM p_window)))
+    FROM pool_state
+$$;
+
+-- Every token as users see it: live tokens, plus retired ones until their last lease ends.
+CREATE FUNCTION tp_tokens(p_window interval)
+RETURNS TABLE (
+  id uuid, "position" bigint, active boolean, user_id uuid, started_at timestamptz,
+  expires_at timestamptz, usage_count integer, window_started_at timestamptz
+)
+LANGUAGE sql STABLE AS $$
+  SELECT t.id, t.position, coalesce(t.lease_expires_at > now(), false),
+         CASE WHEN t.lease_expires_at > now() THEN t.lease_user_id END,
+         CASE WHEN t.lease_expires_at > now() THEN t.lease_started_at END,
+         CASE WHEN t.lease_expires_at > now() THEN t.lease_expires_at END,
+         CASE WHEN t.counted_window = w.ws THEN t.usage_count ELSE 0 END,
+         w.ws
+    FROM tokens t, (SELECT tp_window_start(p_window) AS ws) w
+   WHERE NOT t.retired OR t.lease_expires_at > now()
+$$;

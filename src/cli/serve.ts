@@ -1,0 +1,35 @@
+import closeWithGrace from 'close-with-grace'
+import pino from 'pino'
+import type { Config } from '../config.js'
+import { buildApp } from '../http/app.js'
+import { TokenPool } from '../pool/pool.js'
+import { openDb } from '../store/open.js'
+
+/** Runs the service until SIGTERM/SIGINT, then drains in-flight requests and closes the database. */
+export async function serve (config: Config): Promise<void> {
+  const logger = pino({
+    level: config.logLevel,
+    // Readable for a person at a terminal, JSON for a log pipeline.
+    ...(process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {}),
+  })
+  const db = await openDb(config.databaseUrl)
+  const pool = new TokenPool(db, {
+    poolSize: config.poolSize,
+    leaseTtlSeconds: config.leaseTtlSeconds,
+    usageWindowHours: config.usageWindowHours,
+    onExhausted: config.onExhausted,
+  })
+  await pool.start()
+  const app = await buildApp({ pool, adminToken: config.adminToken, logger })
+
+  closeWithGrace({ delay: 10_000, logger }, async ({ err, signal }) => {
+    if (err !== undefined) logger.error({ err }, 'stopping after an error')
+    else logger.info({ signal }, 'stopping')
+    await app.close()
+    await pool.stop()
+    await db.close()
+  })
+
+  await app.listen({ port: config.port, host: config.host })
+  logger.info({ db: db.kind, poolSize: config.poolSize, ttl: config.leaseTtlSeconds }, `token pool listening on http://${config.host}:${config.port}`)
+}

@@ -1,0 +1,96 @@
+import { EXHAUSTION_POLICIES, type ExhaustionPolicy } from './domain/types.js'
+
+export interface Config {
+  port: number
+  host: string
+  /** undefined: PGlite kept in ./data; `memory://`: PGlite in memory; else a PostgreSQL URL */
+  databaseUrl: string | undefined
+  poolSize: number
+  /** seconds; fractional allowed */
+  leaseTtlSeconds: number
+  /** hours */
+  usageWindowHours: number
+  onExhausted: ExhaustionPolicy
+  adminToken: string | undefined
+  logLevel: string
+  /** requests per minute per client IP; 0 turns rate limiting off */
+  rateLimitPerMinute: number
+}
+
+export class ConfigError extends Error {}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+interface Setting {
+  env: string
+  parse: (raw: string) => unknown
+  fallback?: unknown
+}
+
+const integer = (min: number, max: number) => (raw: string) => {
+  if (!/^\d+$/.test(raw.trim())) throw new Error(`must be a whole number from ${min} to ${max}`)
+  const n = Number(raw)
+  if (n < min || n > max) throw new Error(`must be a whole number from ${min} to ${max}`)
+  return n
+}
+
+const positive = (max: number) => (raw: string) => {
+  const n = Number(raw)
+  if (raw.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) throw new Error(`must be a number above 0 and at most ${max}`)
+  return n
+}
+
+const oneOf = (values: readonly string[]) => (raw: string) => {
+  if (!values.includes(raw)) throw new Error(`must be one of ${values.join(', ')}`)
+  return raw
+}
+
+const text = (raw: string) => {
+  if (raw === '') throw new Error('must not be empty')
+  return raw
+}
+
+const SETTINGS: Record<keyof Config, Setting> = {
+  port: { env: 'PORT', parse: integer(0, 65535), fallback: 4000 },
+  host: { env: 'HOST', parse: text, fallback: '0.0.0.0' },
+  databaseUrl: {
+    env: 'DATABASE_URL',
+    parse: (raw) => {
+      if (raw === 'memory://' || /^postgres(ql)?:\/\//.test(raw) || raw.startsWith('file://')) return raw
+      throw new Error('must be memory://, file://<dir> or a postgres:// URL')
+    },
+  },
+  poolSize: { env: 'POOL_SIZE', parse: integer(1, 10_000_000), fallback: 100 },
+  leaseTtlSeconds: { env: 'LEASE_TTL_SECONDS', parse: positive(120), fallback: 120 },
+  usageWindowHours: { env: 'USAGE_WINDOW_HOURS', parse: positive(24 * 366), fallback: 24 },
+  onExhausted: { env: 'ON_EXHAUSTED', parse: oneOf(EXHAUSTION_POLICIES), fallback: 'evict_oldest' },
+  adminToken: { env: 'ADMIN_TOKEN', parse: text },
+  logLevel: { env: 'LOG_LEVEL', parse: oneOf(LOG_LEVELS), fallback: 'info' },
+  rateLimitPerMinute: { env: 'RATE_LIMIT_PER_MINUTE', parse: integer(0, 100_000_000), fallback: 0 },
+}
+
+/** The flag of the same meaning as an environment variable: POOL_SIZE → --pool-size. */
+export const flagOf = (env: string) => '--' + env.toLowerCase().replaceAll('_', '-')
+
+/** Reads env, then flags (flags win). Throws ConfigError with one line naming the bad variable. */
+export function loadConfig (env: NodeJS.ProcessEnv, flags: Record<string, string | undefined> = {}): Config {
+  const out: Record<string, unknown> = {}
+  for (const [key, s] of Object.entries(SETTINGS)) {
+    const flagName = flagOf(s.env).slice(2)
+    const raw = flags[flagName] ?? env[s.env]
+    if (raw === undefined || (raw === '' && flags[flagName] === undefined)) {
+      out[key] = s.fallback
+      continue
+    }
+    try {
+      out[key] = s.parse(raw)
+    } catch (err) {
+      const source = flags[flagName] !== undefined ? flagOf(s.env) : s.env
+      throw new ConfigError(`${source}=${JSON.stringify(raw)} ${(err as Error).message}`)
+    }
+  }
+  return Object.freeze(out) as unknown as Config
+}
+
+/** The names of every setting's flag, for parseArgs. */
+export const CONFIG_FLAGS = Object.values(SETTINGS).map((s) => flagOf(s.env).slice(2))

@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { TokenPool } from '../pool/pool.js'
+import errors from './plugins/errors.js'
+import { ErrorBody } from './schemas/common.js'
+import healthRoutes from './routes/health.js'
+import tokenRoutes from './routes/tokens.js'
+
+export interface AppDeps {
+  pool: TokenPool
+  adminToken?: string
+  logger?: FastifyBaseLogger
+}
+
+/** One log line per request, with its id; nothing about the user beyond ids in the URL. */
+class OneLinePerRequest extends LogController {
+  override incomingRequest (): void {}
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }
+    if (error) request.log.error({ ...line, err: error }, 'request errored')
+    else request.log.info(line, 'request')
+  }
+}
+
+// A user id is 36 bytes; anything near this limit is not a request we serve.
+const BODY_LIMIT = 64 * 1024
+
+/** The HTTP app, without listening: tests drive it with inject(), `serve` adds the socket. */
+export async function buildApp ({ pool, adminToken, logger }: AppDeps) {
+  const app = Fastify({
+    ...(logger === undefined ? { logger: false } : { loggerInstance: logger }),
+    bodyLimit: BODY_LIMIT,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    logController: new OneLinePerRequest(),
+    ajv: {
+      // Coerce query strings ("limit=5"), but never arrays to scalars: ["<uuid>"] is not a user id.
+      customOptions: { coerceTypes: true, allErrors: false },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // Only JSON bodies: text/plain and the rest get 415. An empty body counts as no body.
+  app.removeAllContentTypeParsers()
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined)
+    else parseJson(request, body as string, done)
+  })
+
+  app.addSchema(ErrorBody)
+  await app.register(errors)
+
+  app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
+
+  await app.register(healthRoutes, { pool })
+  await app.register(tokenRoutes, { pool, adminToken })
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

@@ -1,0 +1,36 @@
+import { Type, type TSchema } from '@sinclair/typebox'
+
+export const Uuid = (description: string) => Type.String({
+  format: 'uuid',
+  // ajv's "uuid" format also takes a "urn:uuid:" prefix; the pattern keeps ids plain.
+  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  description,
+  examples: ['6f1c1a4e-3d2b-4f7a-9a53-2c1d0e9b8a71'],
+})
+
+export const Timestamp = (description: string) => Type.String({ format: 'date-time', description, examples: ['2026-11-23T14:30:00.000Z'] })
+export const NullableTimestamp = (description: string) => Type.Union([Timestamp(description), Type.Null()])
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+
+export const ReleaseReason = Type.Union(
+  [Type.Literal('expired'), Type.Literal('evicted'), Type.Literal('released'), Type.Literal('cleared')],
+  { description: 'why the lease ended' }
+)
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.String({ description: 'machine-readable, e.g. validation_failed' }),
+    message: Type.String({ description: 'for people' }),
+    details: Type.Optional(Type.Unknown({ description: 'what went wrong, e.g. the field' })),
+  }),
+}, { $id: 'Error', description: 'Every failure has this shape.' })
+
+export const UserBody = Type.Object({
+  user_id: Uuid('the user asking'),
+}, { description: 'who is asking' })
+
+export const TokenIdParams = Type.Object({ token_id: Uuid('a token of the pool') })
+
+/** The error answers a route can give, for OpenAPI; each is the Error shape. */
+export const errors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [c, Type.Ref(ErrorBody)]))

@@ -1,0 +1,82 @@
+import { appendFileSync, mkdirSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { describe, type TestContext } from 'node:test'
+import { PGlite } from '@electric-sql/pglite'
+import { btree_gist as btreeGist } from '@electric-sql/pglite/contrib/btree_gist'
+import type { Db, Session } from '../../src/store/db.js'
+import { openPostgres } from '../../src/store/pg-db.js'
+import { migrate } from '../../src/store/migrate.js'
+
+export type Backend = 'pglite' | 'postgres'
+
+/** Set by .ci/run; without it the PostgreSQL half of the suite is skipped (and says so). */
+export const POSTGRES_URL = process.env.TEST_DATABASE_URL
+const MARKER = new URL('../artifacts/postgres-ran', import.meta.url)
+
+const skipPostgres = POSTGRES_URL === undefined
+  ? 'PostgreSQL half SKIPPED: set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/token_pool_test) to run it'
+  : false
+
+/** Declares the suite once per backend: the same tests on PGlite and on a real PostgreSQL. */
+export function describeEachBackend (name: string, fn: (backend: Backend) => void): void {
+  describe(`${name} [pglite]`, () => { fn('pglite') })
+  describe(`${name} [postgres]`, { skip: skipPostgres }, () => { fn('postgres') })
+}
+
+/** Only where several connections are the point (real concurrency, several processes). */
+export function describeMultiConnection (name: string, fn: () => void): void {
+  describe(name, { skip: skipPostgres }, fn)
+}
+
+let sharedPglite: Promise<PGlite> | undefined
+
+/**
+ * A migrated database in a schema of its own, dropped when the test ends.
+ * PGlite: one in-memory instance per test process, a schema per test (tests in a file run one at a time).
+ */
+export async function testDb (t: TestContext, backend: Backend): Promise<Db> {
+  const schema = 't_' + randomBytes(6).toString('hex')
+  const db = backend === 'postgres' ? await postgresDb(schema) : await pgliteDb(schema)
+  await migrate(db)
+  t.after(async () => {
+    await db.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => {})
+    await db.close()
+  })
+  return db
+}
+
+async function postgresDb (schema: string): Promise<Db> {
+  if (POSTGRES_URL === undefined) throw new Error('TEST_DATABASE_URL is not set')
+  mkdirSync(new URL('.', MARKER), { recursive: true })
+  appendFileSync(MARKER, '.')
+  const admin = openPostgres(POSTGRES_URL, { max: 1 })
+  await admin.query(`CREATE SCHEMA ${schema}`)
+  await admin.close()
+  return openPostgres(POSTGRES_URL, { schema, max: 10 })
+}
+
+async function pgliteDb (schema: string): Promise<Db> {
+  sharedPglite ??= PGlite.create(undefined, { extensions: { btree_gist: btreeGist } })
+  const pg = await sharedPglite
+  await pg.exec(`CREATE SCHEMA ${schema}; SET search_path TO ${schema}, public`)
+  const session: Session = {
+    query: async (text, values) => (await pg.query(text, values)).rows as never,
+    script: async (sql) => { await pg.exec(sql) },
+  }
+  return {
+    kind: 'pglite',
+    query: session.query,
+    withSession: async (fn) => await fn(session),
+    listen: async (channel, onMessage) => await pg.listen(channel, onMessage),
+    // The instance is shared by the whole test file.
+    close: async () => { await pg.exec('SET search_path TO public') },
+  }
+}
+
+/** The URL a child process should use to reach the same PostgreSQL schema. */
+export function postgresUrlFor (schema: string): string {
+  if (POSTGRES_URL === undefined) throw new Error('TEST_DATABASE_URL is not set')
+  const url = new URL(POSTGRES_URL)
+  url.searchParams.set('options', `-c search_path=${schema},public`)
+  return url.toString()
+}
