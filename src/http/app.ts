@@ -51,7 +51,7 @@ export async function buildApp ({ pool, adminToken, logger }: AppDeps) {
   app.addSchema(ErrorBody)
   await app.register(errors)
 
-  app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
+  app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
 
   await app.register(healthRoutes, { pool })
   await app.register(tokenRoutes, { pool, adminToken })

@@ -12,7 +12,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 }
 
 export function sendError (reply: FastifyReply, err: PoolError): FastifyReply {
-  if (err.retryAfterSeconds !== undefined) void reply.header('retry-after', String(err.retryAfterSeconds))
+  if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds))
   return reply.code(err.status).send({ error: { code: err.code, message: err.message, details: err.details } })
 }
 
