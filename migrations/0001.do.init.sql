@@ -110,6 +110,7 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
   v_now timestamptz;
+  v_start timestamptz;
   v_open usages%ROWTYPE;
   v_tok tokens%ROWTYPE;
 BEGIN
@@ -159,32 +160,33 @@ BEGIN
   END IF;
 
   -- Rule 10: the lease starts once the token is ours, never before its last use ended.
-  started_at := greatest(date_trunc('milliseconds', clock_timestamp()), v_tok.lease_started_at);
+  v_start := greatest(date_trunc('milliseconds', clock_timestamp()), v_tok.lease_started_at);
   IF v_tok.lease_id IS NOT NULL THEN
-    IF v_tok.lease_expires_at <= started_at THEN
+    IF v_tok.lease_expires_at <= v_start THEN
       UPDATE usages u SET released_at = u.expires_at, release_reason = 'expired'
        WHERE u.id = v_tok.lease_id AND u.released_at IS NULL;
     ELSE
-      UPDATE usages u SET released_at = started_at, release_reason = 'evicted'
+      UPDATE usages u SET released_at = v_start, release_reason = 'evicted'
        WHERE u.id = v_tok.lease_id AND u.released_at IS NULL;
       evicted_user_id := v_tok.lease_user_id;
     END IF;
   END IF;
 
-  expires_at := started_at + p_ttl;
-  token_id := v_tok.id;
   INSERT INTO usages (token_id, user_id, started_at, expires_at)
-  VALUES (v_tok.id, p_user, started_at, expires_at)
+  VALUES (v_tok.id, p_user, v_start, v_start + p_ttl)
   RETURNING id INTO lease_id;
 
   UPDATE tokens t SET
     lease_id = tp_grant.lease_id, lease_user_id = p_user,
-    lease_started_at = tp_grant.started_at, lease_expires_at = tp_grant.expires_at,
+    lease_started_at = v_start, lease_expires_at = v_start + p_ttl,
     usage_count = CASE WHEN t.counted_window = v_window THEN t.usage_count + 1 ELSE 1 END,
     counted_window = v_window,
     shuffle = random()
    WHERE t.id = v_tok.id;
   outcome := 'new';
+  token_id := v_tok.id;
+  started_at := v_start;
+  expires_at := v_start + p_ttl;
 END $$;
 
 -- Allocates for a batch of users in one transaction: one commit and one round trip

@@ -30,16 +30,24 @@ export async function build (t: TestContext, backend: Backend, opts: Partial<Poo
   return { app, pool, db }
 }
 
-/** Moves the pool's clock forward by moving every stored timestamp back: the database's now() stays the one clock. */
+/**
+ * Moves the pool's clock forward by moving every stored timestamp back, so the
+ * database's now() stays the one clock. Usages shift oldest first: shifting a later
+ * one first could make it overlap an earlier one, which the constraint forbids.
+ */
 export async function travel (db: Db, seconds: number): Promise<void> {
-  const d = `make_interval(secs => ${Number(seconds)})`
-  await db.query(`UPDATE usages SET started_at = started_at - ${d}, expires_at = expires_at - ${d}, released_at = released_at - ${d}`)
-  await db.query(`UPDATE tokens SET lease_started_at = lease_started_at - ${d}, lease_expires_at = lease_expires_at - ${d},
-                  counted_window = counted_window - ${d}`)
-  await db.query(`UPDATE pool_state SET window_started_at = window_started_at - ${d}`)
+  await db.query(`DO $$
+    DECLARE d interval := make_interval(secs => ${Number(seconds)}); r record;
+    BEGIN
+      FOR r IN SELECT id FROM usages ORDER BY started_at LOOP
+        UPDATE usages SET started_at = started_at - d, expires_at = expires_at - d, released_at = released_at - d WHERE id = r.id;
+      END LOOP;
+      UPDATE tokens SET lease_started_at = lease_started_at - d, lease_expires_at = lease_expires_at - d, counted_window = counted_window - d;
+      UPDATE pool_state SET window_started_at = window_started_at - d;
+    END $$`)
 }
 
-export const json = (body: unknown) => ({ 'content-type': 'application/json', payload: JSON.stringify(body) })
+export const json = (body: unknown) => ({ headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) })
 
 /** Rows of usages that overlap another usage of the same token (must always be none). */
 export async function overlaps (db: Db): Promise<unknown[]> {
