@@ -4,44 +4,62 @@ import { CONFIG_FLAGS, ConfigError, loadConfig } from '../config.js'
 import { migrateCommand } from './migrate.js'
 import { serve } from './serve.js'
 
-const HELP = `Usage: token-pool <command> [options]
+interface Command {
+  summary: string
+  run: (argv: string[]) => Promise<void>
+}
 
-Commands:
-  serve       run the service (what npm start runs)
-  migrate     apply the schema to DATABASE_URL and exit
-
-Options (each also an environment variable: --pool-size is POOL_SIZE):
-  ${CONFIG_FLAGS.map((f) => '--' + f).join('\n  ')}
-  -h, --help
-`
-
-async function main (argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      ...Object.fromEntries(CONFIG_FLAGS.map((f) => [f, { type: 'string' as const }])),
-    },
-  })
-  const [command] = positionals
-  if (values.help === true || command === undefined) {
-    process.stdout.write(HELP)
-    if (command === undefined && values.help !== true) process.exitCode = 2
-    return
-  }
-  const config = loadConfig(process.env, values as Record<string, string | undefined>)
-  switch (command) {
-    case 'serve': return await serve(config)
-    case 'migrate': return await migrateCommand(config)
-    default:
-      process.stderr.write(`token-pool: unknown command "${command}"\n\n${HELP}`)
-      process.exitCode = 2
+/** Parses the service's settings (env + flags) for commands that run the pool themselves. */
+function withConfig (run: (config: ReturnType<typeof loadConfig>) => Promise<void>) {
+  return async (argv: string[]) => {
+    const { values } = parseArgs({
+      args: argv,
+      options: Object.fromEntries(CONFIG_FLAGS.map((f) => [f, { type: 'string' as const }])),
+    })
+    await run(loadConfig(process.env, values as Record<string, string | undefined>))
   }
 }
 
+// One line per command; each lives in its own module.
+const COMMANDS: Record<string, Command> = {
+  serve: { summary: 'run the service (what npm start runs)', run: withConfig(serve) },
+  migrate: { summary: 'apply the schema to DATABASE_URL and exit', run: withConfig(migrateCommand) },
+}
+
+const HELP = `Usage: token-pool <command> [options]
+
+Commands:
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)}  ${c.summary}`).join('\n')}
+
+Options of serve and migrate (each also an environment variable: --pool-size is POOL_SIZE):
+  ${CONFIG_FLAGS.map((f) => '--' + f).join('\n  ')}
+
+Run token-pool <command> --help for a command's own options.
+`
+
+async function main (argv: string[]): Promise<void> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(HELP)
+    if (name === undefined) process.exitCode = 2
+    return
+  }
+  const command = COMMANDS[name]
+  if (command === undefined) {
+    process.stderr.write(`token-pool: unknown command "${name}"\n\n${HELP}`)
+    process.exitCode = 2
+    return
+  }
+  if (name in { serve: 1, migrate: 1 } && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(HELP)
+    return
+  }
+  await command.run(rest)
+}
+
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
+  const code = (err as { code?: unknown }).code
+  if (err instanceof ConfigError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
     process.stderr.write(`token-pool: ${(err as Error).message}\n`)
     process.exitCode = 2
   } else {
