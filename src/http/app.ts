@@ -48,6 +48,11 @@ export async function buildApp ({ pool, adminToken, logger }: AppDeps) {
     else parseJson(request, body as string, done)
   })
 
+  // No body at all reads as an empty object, so the answer names the missing field.
+  app.addHook('preValidation', async (request) => {
+    if (request.body === undefined && request.routeOptions.schema?.body !== undefined) request.body = {}
+  })
+
   app.addSchema(ErrorBody)
   await app.register(errors)
 

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { PoolError, type ErrorCode } from '../../domain/errors.js'
 import { translateDbError } from '../../store/sqlstate.js'
+import { UUID_PATTERN } from '../schemas/common.js'
 
 // Fastify's own failures, named in the contract's vocabulary.
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -33,15 +34,15 @@ function toPoolError (raw: FastifyError): PoolError {
   if (raw.validation !== undefined) {
     const issues = raw.validation.map((v) => ({
       field: fieldOf(v.instancePath, v.params as Record<string, unknown>),
-      message: v.message ?? 'is invalid',
+      message: messageOf(v.keyword, v.params as Record<string, unknown>, v.message),
     }))
-    const first = issues[0]?.field ?? raw.validationContext ?? 'request'
-    return new PoolError('validation_failed', `${first} ${raw.validation[0]?.message ?? 'is invalid'}`, {
-      details: { field: first, location: raw.validationContext, issues },
+    const first = issues[0] ?? { field: 'body', message: 'is invalid' }
+    return new PoolError('validation_failed', `${first.field} ${first.message}`, {
+      details: { field: first.field, location: raw.validationContext, issues },
     })
   }
   const named = raw.code === undefined ? undefined : FASTIFY_CODES[raw.code]
-  if (named !== undefined) return new PoolError(named, raw.message)
+  if (named !== undefined) return new PoolError(named, MESSAGES[named] ?? raw.message)
   if (raw.statusCode === 429) return new PoolError('rate_limited', 'Too many requests; slow down.', { retryAfterSeconds: 1 })
   const translated = translateDbError(raw)
   if (translated instanceof PoolError) return translated
@@ -51,9 +52,23 @@ function toPoolError (raw: FastifyError): PoolError {
   return new PoolError('internal_error', 'Something went wrong on our side.')
 }
 
+const MESSAGES: Partial<Record<ErrorCode, string>> = {
+  invalid_json: 'The body is not valid JSON.',
+  unsupported_media_type: 'Send the body as JSON with Content-Type: application/json.',
+  payload_too_large: 'The body is larger than this service accepts.',
+}
+
+function messageOf (keyword: string, params: Record<string, unknown>, fallback: string | undefined): string {
+  if (keyword === 'required') return 'is required'
+  if ((keyword === 'pattern' && params.pattern === UUID_PATTERN) || (keyword === 'format' && params.format === 'uuid')) return 'must be a UUID'
+  if (keyword === 'enum' && Array.isArray(params.allowedValues)) return `must be one of: ${params.allowedValues.join(', ')}`
+  if (keyword === 'type' && params.type === 'object') return 'must be a JSON object'
+  return fallback ?? 'is invalid'
+}
+
 function fieldOf (instancePath: string, params: Record<string, unknown>): string {
   const path = instancePath.split('/').filter(Boolean)
   if (typeof params.missingProperty === 'string') path.push(params.missingProperty)
   if (typeof params.additionalProperty === 'string') path.push(params.additionalProperty)
-  return path.join('.') || '(body)'
+  return path.join('.') || 'body'
 }

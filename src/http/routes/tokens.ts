@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from '@sinclair/typebox'
+import { Type } from 'typebox'
 import type { TokenPool } from '../../pool/pool.js'
 import { requireAdmin } from '../plugins/auth.js'
 import * as present from '../present.js'

@@ -1,9 +1,17 @@
-import { Type, type TSchema } from '@sinclair/typebox'
+import { Type, type TSchema } from 'typebox'
+import { RELEASE_REASONS } from '../../domain/types.js'
+
+// ajv's "uuid" format also takes a "urn:uuid:" prefix; the pattern keeps ids plain.
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+
+/** A closed set of strings as a plain JSON Schema enum (clearer errors and OpenAPI than anyOf of consts). */
+export function StringEnum<T extends string> (values: readonly T[], description?: string) {
+  return Type.Unsafe<T>(Type.String({ enum: [...values], ...(description === undefined ? {} : { description }) }))
+}
 
 export const Uuid = (description: string) => Type.String({
   format: 'uuid',
-  // ajv's "uuid" format also takes a "urn:uuid:" prefix; the pattern keeps ids plain.
-  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  pattern: UUID_PATTERN,
   description,
   examples: ['6f1c1a4e-3d2b-4f7a-9a53-2c1d0e9b8a71'],
 })
@@ -12,10 +20,7 @@ export const Timestamp = (description: string) => Type.String({ format: 'date-ti
 export const NullableTimestamp = (description: string) => Type.Union([Timestamp(description), Type.Null()])
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
 
-export const ReleaseReason = Type.Union(
-  [Type.Literal('expired'), Type.Literal('evicted'), Type.Literal('released'), Type.Literal('cleared')],
-  { description: 'why the lease ended' }
-)
+export const ReleaseReason = StringEnum(RELEASE_REASONS, 'why the lease ended')
 
 export const ErrorBody = Type.Object({
   error: Type.Object({
@@ -33,4 +38,4 @@ export const TokenIdParams = Type.Object({ token_id: Uuid('a token of the pool')
 
 /** The error answers a route can give, for OpenAPI; each is the Error shape. */
 export const errors = (...codes: number[]) =>
-  Object.fromEntries(codes.map((c) => [c, Type.Ref(ErrorBody)]))
+  Object.fromEntries(codes.map((c) => [c, Type.Ref('Error')]))

@@ -1,5 +1,6 @@
-import { Type, type Static } from '@sinclair/typebox'
-import { Nullable, NullableTimestamp, ReleaseReason, Timestamp, Uuid } from './common.js'
+import { Type, type Static } from 'typebox'
+import { TOKEN_STATUSES } from '../../domain/types.js'
+import { Nullable, NullableTimestamp, ReleaseReason, StringEnum, Timestamp, Uuid } from './common.js'
 
 export const Lease = Type.Object({
   token_id: Uuid('the token leased'),
@@ -21,7 +22,7 @@ export const EndedLease = Type.Object({
 })
 export type EndedLeaseJson = Static<typeof EndedLease>
 
-export const TokenStatus = Type.Union([Type.Literal('active'), Type.Literal('available')])
+export const TokenStatus = StringEnum(TOKEN_STATUSES, 'active: leased now; available: free to lease')
 
 export const TokenSummary = Type.Object({
   id: Uuid('the token'),
