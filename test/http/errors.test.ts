@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test } from 'node:test'
+import type { Harness } from '../helpers/app.js'
+import { build, json } from '../helpers/app.js'
+import { describeEachBackend } from '../helpers/db.js'
+
+/** Every rejected request must leave the pool exactly as it was. */
+async function snapshot ({ db }: Harness) {
+  return {
+    usages: await db.query('SELECT * FROM usages ORDER BY id'),
+    tokens: await db.query('SELECT id, usage_count, lease_id, retired FROM tokens ORDER BY position'),
+  }
+}
+
+function assertError (res: { statusCode: number, json: () => any }, status: number, code: string, field?: string) {
+  assert.equal(res.statusCode, status, JSON.stringify(res.json()))
+  const body = res.json()
+  assert.equal(body.error.code, code)
+  assert.equal(typeof body.error.message, 'string')
+  assert.ok('details' in body.error)
+  if (field !== undefined) assert.equal(body.error.details.field, field)
+}
+
+describeEachBackend('bad input gets a clear error and changes nothing', (backend) => {
+  test('bodies: not JSON, not JSON typed, too large, wrong shape', async (t) => {
+    const h = await build(t, backend, { adminToken: 'sesame' })
+    const { app } = h
+    await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: randomUUID() }) })
+    const before = await snapshot(h)
+    const post = (payload: string | undefined, contentType?: string) => app.inject({
+      method: 'POST', url: '/api/tokens/allocate', payload, headers: contentType === undefined ? {} : { 'content-type': contentType },
+    })
+
+    assertError(await post('{"user_id": ', 'application/json'), 400, 'invalid_json')
+    assertError(await post(JSON.stringify({ user_id: randomUUID() }), 'text/plain'), 415, 'unsupported_media_type')
+    assertError(await post('user_id=x', 'application/x-www-form-urlencoded'), 415, 'unsupported_media_type')
+    assertError(await post(JSON.stringify({ user_id: randomUUID(), pad: 'x'.repeat(200_000) }), 'application/json'), 413, 'payload_too_large')
+    assertError(await post(undefined), 422, 'validation_failed', 'user_id')
+    assertError(await post('{}', 'application/json'), 422, 'validation_failed', 'user_id')
+    assertError(await post('{"user_id":"not-a-uuid"}', 'application/json'), 422, 'validation_failed', 'user_id')
+    assertError(await post('{"user_id":42}', 'application/json'), 422, 'validation_failed', 'user_id')
+    assertError(await post('{"user_id":null}', 'application/json'), 422, 'validation_failed', 'user_id')
+    assertError(await post(JSON.stringify({ user_id: [randomUUID()] }), 'application/json'), 422, 'validation_failed', 'user_id')
+    assertError(await post(`{"user_id":"urn:uuid:${randomUUID()}"}`, 'application/json'), 422, 'validation_failed', 'user_id')
+    assertError(await post('[]', 'application/json'), 422, 'validation_failed', 'body')
+    assertError(await post('null', 'application/json'), 422, 'validation_failed')
+
+    assert.deepEqual(await snapshot(h), before)
+  })
+
+  test('paths and queries: malformed ids are 422, unknown ones 404', async (t) => {
+    const h = await build(t, backend)
+    const { app } = h
+    const lease = (await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: randomUUID() }) })).json().data
+    const before = await snapshot(h)
+    const unknown = randomUUID()
+
+    assertError(await app.inject('/api/tokens/not-a-uuid'), 422, 'validation_failed', 'token_id')
+    assertError(await app.inject('/api/tokens/not-a-uuid/history'), 422, 'validation_failed', 'token_id')
+    assertError(await app.inject({ method: 'POST', url: '/api/tokens/not-a-uuid/release', ...json({ user_id: lease.user_id }) }), 422, 'validation_failed', 'token_id')
+    assertError(await app.inject(`/api/tokens/${unknown}`), 404, 'not_found')
+    assertError(await app.inject(`/api/tokens/${unknown}/history`), 404, 'not_found')
+    assertError(await app.inject({ method: 'POST', url: `/api/tokens/${unknown}/release`, ...json({ user_id: lease.user_id }) }), 404, 'not_found')
+    for (const q of ['limit=0', 'limit=501', 'limit=abc', 'limit=1.5', 'cursor=bogus', 'cursor=']) {
+      assertError(await app.inject(`/api/tokens/${lease.token_id}/history?${q}`), 422, 'validation_failed', q.split('=')[0])
+    }
+    assertError(await app.inject('/api/tokens?status=leased'), 422, 'validation_failed', 'status')
+    assertError(await app.inject('/api/nothing-here'), 404, 'not_found')
+    assertError(await app.inject({ method: 'DELETE', url: '/api/tokens' }), 404, 'not_found')
+
+    assert.deepEqual(await snapshot(h), before)
+  })
+
+  test('release by someone who does not hold the token is 409 not_holder', async (t) => {
+    const h = await build(t, backend)
+    const { app } = h
+    const lease = (await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: randomUUID() }) })).json().data
+    const before = await snapshot(h)
+    assertError(await app.inject({ method: 'POST', url: `/api/tokens/${lease.token_id}/release`, ...json({ user_id: randomUUID() }) }), 409, 'not_holder')
+    assert.deepEqual(await snapshot(h), before)
+  })
+
+  test('clear needs the admin token when one is set (401 otherwise)', async (t) => {
+    const h = await build(t, backend, { adminToken: 'sesame' })
+    const { app } = h
+    await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: randomUUID() }) })
+    const before = await snapshot(h)
+    assertError(await app.inject({ method: 'POST', url: '/api/tokens/clear' }), 401, 'unauthorized')
+    assertError(await app.inject({ method: 'POST', url: '/api/tokens/clear', headers: { authorization: 'Bearer wrong' } }), 401, 'unauthorized')
+    assertError(await app.inject({ method: 'POST', url: '/api/tokens/clear', headers: { authorization: 'sesame' } }), 401, 'unauthorized')
+    assert.deepEqual(await snapshot(h), before)
+    const ok = await app.inject({ method: 'POST', url: '/api/tokens/clear', headers: { authorization: 'Bearer sesame' } })
+    assert.equal(ok.statusCode, 200)
+    assert.deepEqual(ok.json(), { data: { cleared_tokens: 1 } })
+  })
+
+  test('an unexpected failure is a 500 in the contract shape, without internals', async (t) => {
+    const h = await build(t, backend)
+    await h.db.query('DROP FUNCTION tp_tokens(interval) CASCADE')
+    const res = await h.app.inject('/api/stats')
+    assertError(res, 500, 'internal_error')
+    assert.doesNotMatch(res.body, /tp_tokens|SELECT|at .*\.ts/)
+  })
+})
