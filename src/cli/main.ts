@@ -24,6 +24,7 @@ function withConfig (run: (config: ReturnType<typeof loadConfig>) => Promise<voi
 const COMMANDS: Record<string, Command> = {
   serve: { summary: 'run the service (what npm start runs)', run: withConfig(serve) },
   migrate: { summary: 'apply the schema to DATABASE_URL and exit', run: withConfig(migrateCommand) },
+  simulate: { summary: 'run N allocations on an in-memory pool and print usage counts', run: async (argv) => { await (await import('./simulate.js')).simulateCommand(argv) } },
 }
 
 const HELP = `Usage: token-pool <command> [options]
