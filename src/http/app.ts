@@ -1,9 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { EventFeed } from '../pool/events.js'
 import type { TokenPool } from '../pool/pool.js'
 import errors from './plugins/errors.js'
+import security from './plugins/security.js'
+import metrics from './plugins/metrics.js'
+import openapi from './plugins/swagger.js'
 import { ErrorBody } from './schemas/common.js'
+import eventRoutes from './routes/events.js'
 import healthRoutes from './routes/health.js'
 import tokenRoutes from './routes/tokens.js'
 
@@ -11,6 +16,10 @@ export interface AppDeps {
   pool: TokenPool
   adminToken?: string
   logger?: FastifyBaseLogger
+  /** requests per minute per client IP; 0 or absent: no limit */
+  rateLimitPerMinute?: number
+  /** the process's cross-node event feed; absent: the app makes its own */
+  events?: EventFeed
 }
 
 /** One log line per request, with its id; nothing about the user beyond ids in the URL. */
@@ -27,7 +36,7 @@ class OneLinePerRequest extends LogController {
 const BODY_LIMIT = 64 * 1024
 
 /** The HTTP app, without listening: tests drive it with inject(), `serve` adds the socket. */
-export async function buildApp ({ pool, adminToken, logger }: AppDeps) {
+export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, events }: AppDeps) {
   const app = Fastify({
     ...(logger === undefined ? { logger: false } : { loggerInstance: logger }),
     bodyLimit: BODY_LIMIT,
@@ -55,11 +64,16 @@ export async function buildApp ({ pool, adminToken, logger }: AppDeps) {
 
   app.addSchema(ErrorBody)
   await app.register(errors)
+  await app.register(security, { rateLimitPerMinute })
+  // Before the routes: OpenAPI and metrics see each route as it is added.
+  await app.register(openapi)
+  await app.register(metrics, { pool })
 
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
 
   await app.register(healthRoutes, { pool })
   await app.register(tokenRoutes, { pool, adminToken })
+  await app.register(eventRoutes, { pool, feed: events })
   return app
 }
 

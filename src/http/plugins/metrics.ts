@@ -1,0 +1,123 @@
+import type { FastifyInstance, RouteHandlerMethod } from 'fastify'
+import fp from 'fastify-plugin'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { PoolEvent, TokenPool } from '../../pool/pool.js'
+
+// From a cached round trip (~1 ms) to a slow database under load.
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+const ALLOCATE_ROUTES = new Set(['/api/tokens/allocate', '/api/tokens/activate'])
+
+/**
+ * Prometheus metrics at GET /metrics, on a registry of this app's own (tests build many apps).
+ * Counters count what this process did since it started (Prometheus sums nodes and handles
+ * restarts with rate()); gauges of the pool's state are read from the database at scrape time,
+ * so they are right on every node and after every restart.
+ * Registered before the routes: it times the allocate handlers and every request.
+ */
+export default fp(async function metrics (app: FastifyInstance, { pool }: { pool: TokenPool }) {
+  const register = new Registry()
+  collectDefaultMetrics({ register })
+  const registers = [register]
+
+  const counter = (name: string, help: string) => new Counter({ name: `token_pool_${name}_total`, help, registers })
+  const allocations = counter('allocations', 'New leases granted by this process (an idempotent repeat is not one).')
+  const evictions = counter('evictions', 'Leases ended early to make room for a new user (ON_EXHAUSTED=evict_oldest).')
+  const expiries = counter('expiries', 'Leases that ran out, as recorded by this process\'s expiry bookkeeping.')
+  const releases = counter('releases', 'Leases given back early by their holder.')
+  const clears = counter('clears', 'Leases ended by an admin clear.')
+
+  const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name: `token_pool_${name}`, help, labelNames, registers })
+  const size = gauge('size_tokens', 'Tokens in the pool (POOL_SIZE), from the database.')
+  const active = gauge('tokens_active', 'Tokens leased now, from the database.')
+  const available = gauge('tokens_available', 'Tokens free now, from the database.')
+  const windowStart = gauge('window_start_time_seconds', 'Start of the current usage window, Unix time.')
+  const windowReset = gauge('window_reset_time_seconds', 'When usage counts next go back to 0, Unix time.')
+  const windowAllocations = gauge('window_allocations', 'Allocations in the current usage window, from the database.')
+  const usageCount = gauge('window_usage_count', 'Per-token allocations in the current window: min, max and mean over the pool.', ['stat'])
+  const databaseUp = gauge('database_up', '1 when the last scrape could read the pool from the database, else 0.')
+  const gauges = [size, active, available, windowStart, windowReset, windowAllocations, usageCount]
+
+  const allocationSeconds = new Histogram({
+    name: 'token_pool_allocation_duration_seconds',
+    help: 'Time to answer an allocation (batched commit included), successful or not.',
+    buckets: LATENCY_BUCKETS,
+    registers,
+  })
+  const requestSeconds = new Histogram({
+    name: 'token_pool_http_request_duration_seconds',
+    help: 'HTTP requests by method, route template and status code.',
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: LATENCY_BUCKETS,
+    registers,
+  })
+
+  const onChange = (event: PoolEvent) => {
+    if (event.type === 'allocated') {
+      allocations.inc()
+      if (event.lease.evictedUserId !== null) evictions.inc()
+    } else if (event.type === 'cleared') {
+      clears.inc()
+    } else if (event.lease.releaseReason === 'expired') {
+      expiries.inc()
+    } else {
+      releases.inc()
+    }
+  }
+  pool.on('change', onChange)
+  app.addHook('onClose', async () => { pool.off('change', onChange) })
+
+  app.addHook('onRoute', (route) => {
+    if (!ALLOCATE_ROUTES.has(route.url) || route.method !== 'POST') return
+    const handler = route.handler
+    route.handler = async function timed (this: FastifyInstance, request, reply) {
+      const end = allocationSeconds.startTimer()
+      try {
+        return await handler.call(this, request, reply)
+      } finally {
+        end()
+      }
+    } as RouteHandlerMethod
+  })
+
+  // The hot path: one Map lookup per request; the labelled child is built once per (method, route, status).
+  const children = new Map<string, Histogram.Internal<string>>()
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched'
+    const key = request.method + ' ' + route + ' ' + reply.statusCode
+    let child = children.get(key)
+    if (child === undefined) {
+      child = requestSeconds.labels(request.method, route, String(reply.statusCode))
+      children.set(key, child)
+    }
+    child.observe(reply.elapsedTime / 1000)
+  })
+
+  app.get('/metrics', {
+    schema: {
+      tags: ['operations'],
+      summary: 'Prometheus metrics (text exposition format)',
+      response: { 200: { description: 'Prometheus text', content: { 'text/plain': { schema: { type: 'string' } } } } },
+    },
+    config: { rateLimit: false },
+  }, async (_request, reply) => {
+    try {
+      const s = await pool.stats()
+      size.set(s.total)
+      active.set(s.active)
+      available.set(s.available)
+      windowStart.set(s.windowStartedAt.getTime() / 1000)
+      windowReset.set(s.windowResetsAt.getTime() / 1000)
+      windowAllocations.set(s.allocationsInWindow)
+      usageCount.set({ stat: 'min' }, s.usageCount.min)
+      usageCount.set({ stat: 'max' }, s.usageCount.max)
+      usageCount.set({ stat: 'mean' }, s.usageCount.mean)
+      databaseUp.set(1)
+    } catch {
+      // Better no figure than a stale one; the process metrics still answer.
+      for (const g of gauges) g.reset()
+      databaseUp.set(0)
+    }
+    return await reply.type(register.contentType).send(await register.metrics())
+  })
+}, { name: 'metrics' })

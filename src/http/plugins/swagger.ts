@@ -1,0 +1,205 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+
+/**
+ * OpenAPI 3.1 generated from the route schemas the server validates with. Must be registered
+ * before the routes, so @fastify/swagger's onRoute hook sees every one of them.
+ * Served at /openapi.json, with Swagger UI (bundled, works offline) at /docs.
+ */
+export default fp(async function openapi (app: FastifyInstance) {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Token Pool',
+        version: '0.1.0',
+        description: 'Hands out a fixed pool of tokens as short, fair, fenced leases, coordinated by PostgreSQL. ' +
+          'Every failure answers `{"error": {"code", "message", "details"}}`; every answer carries `x-request-id`.',
+        license: { name: 'MIT', identifier: 'MIT' },
+      },
+      tags: [
+        { name: 'tokens', description: 'Leasing tokens' },
+        { name: 'stats', description: 'Usage of the current window' },
+        { name: 'events', description: 'Changes as server-sent events' },
+        { name: 'operations', description: 'Health, readiness, metrics, this document' },
+      ],
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, when the server sets one' } },
+      },
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    transformObject: (doc) => decorate(('openapiObject' in doc ? doc.openapiObject : {}) as OpenApi) as object,
+  })
+
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } })
+
+  app.get('/openapi.json', {
+    schema: { tags: ['operations'], summary: 'This document (OpenAPI 3.1)' },
+    config: { rateLimit: false },
+  }, async () => app.swagger())
+}, { name: 'openapi' })
+
+interface Media { schema?: unknown, example?: unknown, examples?: Record<string, { summary?: string, value: unknown }> }
+interface Response { description?: string, headers?: Record<string, unknown>, content?: Record<string, Media> }
+interface Operation { responses?: Record<string, Response>, summary?: string, tags?: string[] }
+export interface OpenApi { paths?: Record<string, Record<string, Operation>> }
+
+const REQUEST_ID_HEADER = {
+  description: 'the request id: the incoming x-request-id if there was one, else a new UUID; it is in the log line too',
+  schema: { type: 'string' },
+}
+const RETRY_AFTER_HEADER = { description: 'seconds to wait before trying again', schema: { type: 'integer', minimum: 1 } }
+
+const DESCRIPTIONS: Record<string, string> = {
+  200: 'OK',
+  400: 'invalid_json: the body is not JSON',
+  401: 'unauthorized: needs Authorization: Bearer <ADMIN_TOKEN>',
+  404: 'not_found: a well-formed id the pool does not have',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type: the body is not application/json',
+  422: 'validation_failed: a field or path parameter is missing or malformed; details names the field',
+  429: 'rate_limited: too many requests; see Retry-After',
+  503: 'unavailable: the database cannot be reached; nothing was changed',
+}
+
+/**
+ * Adds what route schemas can't say: response descriptions and headers (x-request-id on every
+ * answer, Retry-After where the contract promises it) and the contract's examples.
+ */
+function decorate (doc: OpenApi): OpenApi {
+  // @fastify/swagger-ui hides its own routes; the page itself is part of the contract.
+  doc.paths = {
+    ...doc.paths,
+    '/docs': {
+      get: {
+        tags: ['operations'],
+        summary: 'This document in Swagger UI (served from the package, works offline)',
+        responses: { 200: { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
+      } as Operation,
+    },
+  }
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    for (const [method, op] of Object.entries(item)) {
+      for (const [status, response] of Object.entries(op.responses ?? {})) {
+        const key = `${method.toUpperCase()} ${path}`
+        if (status === '409') response.description = key.endsWith('/release') ? 'not_holder: that user does not hold that token now' : 'pool_exhausted: every token is leased (ON_EXHAUSTED=reject); see Retry-After'
+        else if (status !== '200' || response.description === 'Default Response') response.description = DESCRIPTIONS[status] ?? response.description
+        response.headers = { 'x-request-id': REQUEST_ID_HEADER, ...response.headers }
+        if (['409', '429', '503'].includes(status) && !(status === '409' && key.endsWith('/release'))) {
+          response.headers['retry-after'] = RETRY_AFTER_HEADER
+        }
+        const media = response.content?.['application/json']
+        const examples = examplesFor(key, status)
+        if (media !== undefined && examples !== undefined) {
+          delete media.example
+          media.examples = examples
+        }
+      }
+    }
+  }
+  return doc
+}
+
+const TOKEN = '6f1c1a4e-3d2b-4f7a-9a53-2c1d0e9b8a71'
+const USER = '0b7e3c52-1f4d-4a8e-9c61-5d2a7b3e9f10'
+const OTHER = '9d4b2e61-7a3c-4f58-8b12-3e6c1a9d5f27'
+const T0 = '2026-11-23T14:30:00.000Z'
+const T1 = '2026-11-23T14:32:00.000Z'
+
+const lease = { token_id: TOKEN, user_id: USER, lease_id: 4711, started_at: T0, expires_at: T1, expires_in_seconds: 120, evicted_user_id: null }
+const ended = { token_id: TOKEN, user_id: USER, started_at: T0, released_at: '2026-11-23T14:31:10.512Z', release_reason: 'released' }
+const window = { window_started_at: '2026-11-23T00:00:00.000Z', window_resets_at: '2026-11-24T00:00:00.000Z' }
+
+const err = (code: string, message: string, details: unknown = null) => ({ value: { error: { code, message, details } } })
+
+/** The contract's examples (../shared/API.md), with the "…" filled in. */
+export const EXAMPLES: Record<string, Record<string, Record<string, { summary?: string, value: unknown }>>> = {
+  'POST /api/tokens/allocate': {
+    200: {
+      granted: { summary: 'a new lease', value: { data: lease } },
+      evicted: { summary: 'the pool was full: the oldest lease was evicted', value: { data: { ...lease, lease_id: 4712, evicted_user_id: OTHER } } },
+      existing: { summary: 'the user already held a lease: the same one, not extended', value: { data: { ...lease, expires_in_seconds: 73 } } },
+    },
+    409: { pool_exhausted: err('pool_exhausted', 'Every token is leased; try again when the earliest lease expires.', { retry_after_seconds: 41 }) },
+  },
+  'POST /api/tokens/{token_id}/release': {
+    200: { released: { value: { data: ended } } },
+    409: { not_holder: err('not_holder', 'That user does not hold that token now.', { token_id: TOKEN, user_id: USER }) },
+  },
+  'GET /api/tokens': {
+    200: {
+      pool: {
+        value: {
+          data: [
+            { id: TOKEN, status: 'active', current_user_id: USER, started_at: T0, expires_at: T1, usage_count: 3 },
+            { id: OTHER, status: 'available', current_user_id: null, started_at: null, expires_at: null, usage_count: 2 },
+          ],
+          meta: { total: 100, active: 1, available: 99, ...window },
+        },
+      },
+    },
+  },
+  'GET /api/tokens/{token_id}': {
+    200: {
+      active: { value: { data: { id: TOKEN, status: 'active', current_user_id: USER, usage_count: 3, active_usage: { user_id: USER, started_at: T0, expires_at: T1 } } } },
+      available: { value: { data: { id: TOKEN, status: 'available', current_user_id: null, usage_count: 3, active_usage: null } } },
+    },
+  },
+  'GET /api/tokens/{token_id}/history': {
+    200: {
+      page: {
+        value: {
+          data: {
+            token_id: TOKEN,
+            usages: [
+              { lease_id: 4711, user_id: USER, started_at: T0, released_at: null, release_reason: null },
+              { lease_id: 4650, user_id: OTHER, started_at: '2026-11-23T14:20:00.000Z', released_at: '2026-11-23T14:22:00.000Z', release_reason: 'expired' },
+            ],
+          },
+          meta: { next_cursor: 'djE6NDY1MA' },
+        },
+      },
+    },
+  },
+  'POST /api/tokens/clear': { 200: { cleared: { value: { data: { cleared_tokens: 37 } } } } },
+  'GET /api/stats': {
+    200: {
+      stats: {
+        value: {
+          data: {
+            ...window,
+            total: 100,
+            active: 3,
+            available: 97,
+            allocations_in_window: 512,
+            usage_count: { min: 4, max: 6, mean: 5.12 },
+            least_used: [{ token_id: TOKEN, usage_count: 4 }],
+          },
+        },
+      },
+    },
+  },
+}
+
+const ERROR_EXAMPLES: Record<string, Record<string, { value: unknown }>> = {
+  400: { invalid_json: err('invalid_json', "Body is not valid JSON but content-type is set to 'application/json'") },
+  401: { unauthorized: err('unauthorized', 'This needs Authorization: Bearer <ADMIN_TOKEN>.') },
+  404: { not_found: err('not_found', 'The pool has no token with that id.', { token_id: TOKEN }) },
+  413: { payload_too_large: err('payload_too_large', 'Request body is too large') },
+  415: { unsupported_media_type: err('unsupported_media_type', 'Unsupported Media Type: text/plain') },
+  422: {
+    validation_failed: err('validation_failed', 'user_id must match format "uuid"', {
+      field: 'user_id', location: 'body', issues: [{ field: 'user_id', message: 'must match format "uuid"' }],
+    }),
+  },
+  429: { rate_limited: err('rate_limited', 'Too many requests; slow down.') },
+  503: { unavailable: err('unavailable', 'The database is unavailable; nothing was changed. Try again shortly.') },
+}
+
+function examplesFor (key: string, status: string) {
+  const alias = key === 'POST /api/tokens/activate' ? 'POST /api/tokens/allocate' : key
+  return EXAMPLES[alias]?.[status] ?? ERROR_EXAMPLES[status]
+}
