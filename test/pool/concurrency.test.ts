@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test } from 'node:test'
+import { TokenPool, type PoolOptions } from '../../src/pool/pool.js'
+import { openPostgres } from '../../src/store/pg-db.js'
+import type { Lease } from '../../src/domain/types.js'
+import { overlaps } from '../helpers/app.js'
+import { describeEachBackend, describeMultiConnection, POSTGRES_URL, testDb } from '../helpers/db.js'
+
+const options: PoolOptions = { poolSize: 10, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 }
+
+/** Checks every acknowledged lease against the stored history, and the invariants in SQL. */
+async function verify (db: Parameters<typeof overlaps>[0], granted: Lease[]) {
+  assert.deepEqual(await overlaps(db), [], 'no token ever had two overlapping usages')
+  const rows = await db.query<{ id: number, token_id: string, user_id: string, started_at: Date }>('SELECT id, token_id, user_id, started_at FROM usages')
+  const byId = new Map(rows.map((r) => [r.id, r]))
+  for (const l of granted) {
+    const row = byId.get(l.leaseId)
+    assert.ok(row, `lease ${l.leaseId} was acknowledged, so it is stored`)
+    assert.equal(row.token_id, l.tokenId)
+    assert.equal(row.user_id, l.userId)
+    assert.equal(row.started_at.getTime(), l.startedAt.getTime())
+  }
+  const [open] = await db.query<{ users: number, tokens: number, n: number }>(
+    'SELECT count(DISTINCT user_id)::int AS users, count(DISTINCT token_id)::int AS tokens, count(*)::int AS n FROM usages WHERE released_at IS NULL')
+  assert.equal(open?.users, open?.n, 'one open usage per user')
+  assert.equal(open?.tokens, open?.n, 'one open usage per token')
+  const [sum] = await db.query<{ counted: number, usages: number }>(
+    'SELECT (SELECT sum(usage_count) FROM tokens)::int AS counted, (SELECT count(*) FROM usages)::int AS usages')
+  assert.equal(sum?.counted, sum?.usages, 'every new lease counted once')
+}
+
+describeEachBackend('hundreds of concurrent allocations on a small pool', (backend) => {
+  test('300 allocations from 120 users at once, with releases and a clear mixed in', async (t) => {
+    const db = await testDb(t, backend)
+    const pool = new TokenPool(db, options)
+    await pool.start()
+    const users = Array.from({ length: 120 }, () => randomUUID())
+    const granted: Lease[] = []
+    await Promise.all(Array.from({ length: 300 }, async (_, i) => {
+      const lease = await pool.allocate(users[i % users.length]!)
+      granted.push(lease)
+      if (i % 7 === 0) await pool.release(lease.tokenId, lease.userId).catch((err: { code?: string }) => assert.equal(err.code, 'not_holder'))
+      if (i === 150) await pool.clear()
+    }))
+    assert.equal(granted.length, 300)
+    await verify(db, granted)
+  })
+
+  test('the same user asking many times at once gets one lease', async (t) => {
+    const db = await testDb(t, backend)
+    const pool = new TokenPool(db, options)
+    await pool.start()
+    const user = randomUUID()
+    const leases = await Promise.all(Array.from({ length: 50 }, async () => await pool.allocate(user)))
+    assert.equal(new Set(leases.map((l) => l.leaseId)).size, 1)
+    assert.equal(leases.filter((l) => l.isNew).length >= 1, true)
+    const [row] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM usages')
+    assert.equal(row?.n, 1)
+  })
+})
+
+describeMultiConnection('several pools (nodes) racing on one PostgreSQL', () => {
+  test('three pools with their own connections never double-lease a token', async (t) => {
+    const db = await testDb(t, 'postgres')
+    const [{ schema }] = await db.query<{ schema: string }>('SELECT current_schema() AS schema') as [{ schema: string }]
+    const nodes = await Promise.all([1, 2, 3].map(async () => {
+      const nodeDb = openPostgres(POSTGRES_URL!, { schema, max: 8 })
+      t.after(async () => { await nodeDb.close() })
+      const pool = new TokenPool(nodeDb, { ...options, poolSize: 5 })
+      await pool.start()
+      return pool
+    }))
+    const users = Array.from({ length: 60 }, () => randomUUID())
+    const granted: Lease[] = []
+    await Promise.all(Array.from({ length: 600 }, async (_, i) => {
+      granted.push(await nodes[i % 3]!.allocate(users[(i * 7) % users.length]!))
+    }))
+    await verify(db, granted)
+  })
+})

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test } from 'node:test'
+import { TokenPool, type PoolOptions } from '../../src/pool/pool.js'
+import { travel } from '../helpers/app.js'
+import { describeEachBackend, testDb } from '../helpers/db.js'
+
+const options = (poolSize: number): PoolOptions =>
+  ({ poolSize, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+
+const ids = async (pool: TokenPool) => (await pool.list()).tokens.map((t) => t.id)
+
+describeEachBackend('a fixed pool whose ids are kept forever', (backend) => {
+  test('a restart (a second start on the same database) keeps every id', async (t) => {
+    const db = await testDb(t, backend)
+    const first = new TokenPool(db, options(5))
+    await first.start()
+    const before = await ids(first)
+    const second = new TokenPool(db, options(5))
+    await second.start()
+    assert.deepEqual(await ids(second), before)
+    assert.equal(new Set(before).size, 5)
+    assert.ok(before.every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id)))
+  })
+
+  test('growing adds tokens; shrinking retires the newest; growing again brings the same ids back', async (t) => {
+    const db = await testDb(t, backend)
+    const five = new TokenPool(db, options(5))
+    await five.start()
+    const original = await ids(five)
+
+    const grown = new TokenPool(db, options(7))
+    await grown.start()
+    const seven = await ids(grown)
+    assert.deepEqual(seven.slice(0, 5), original)
+    assert.equal(seven.length, 7)
+
+    // Lease the newest token, then shrink: it stays listed until its lease ends.
+    for (let i = 0; i < 7; i++) {
+      const lease = await grown.allocate(randomUUID())
+      if (lease.tokenId !== seven[6]) await grown.release(lease.tokenId, lease.userId)
+    }
+    const shrunk = new TokenPool(db, options(3))
+    await shrunk.start()
+    const listed = await shrunk.list()
+    assert.deepEqual(listed.tokens.map((x) => x.id), [...seven.slice(0, 3), seven[6]])
+    assert.equal(listed.counts.total, 4)
+    // No new lease lands on a retired token: the pool now evicts among the three.
+    const lease = await shrunk.allocate(randomUUID())
+    assert.ok(seven.slice(0, 3).includes(lease.tokenId))
+    await assert.rejects(shrunk.get(seven[4]!), { code: 'not_found' })
+    // A retired token's history stays readable.
+    assert.equal((await shrunk.history(seven[4]!, 10, undefined)).usages.length, 1)
+
+    await travel(db, 121)
+    assert.deepEqual(await ids(shrunk), seven.slice(0, 3))
+    const regrown = new TokenPool(db, options(7))
+    await regrown.start()
+    assert.deepEqual(await ids(regrown), seven)
+  })
+})
