@@ -1,0 +1,50 @@
+import helmet from '@fastify/helmet'
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { PoolError } from '../../domain/errors.js'
+
+export interface SecurityOptions {
+  /** requests per minute per client IP; 0 or absent turns rate limiting off */
+  rateLimitPerMinute?: number
+}
+
+/** ms a client may take to send its headers, and its whole request: a slow sender can't hold a socket. */
+export const HEADERS_TIMEOUT_MS = 10_000
+export const REQUEST_TIMEOUT_MS = 30_000
+
+/** Security headers, rate limiting and socket timeouts; registered right after the error handler. */
+export default fp(async function security (app: FastifyInstance, { rateLimitPerMinute = 0 }: SecurityOptions) {
+  await app.register(helmet, {
+    // The dashboard and Swagger UI come from this same origin: their own scripts, styles and
+    // images load; nothing from elsewhere, no inline script. Swagger UI sets inline styles.
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        // The service speaks plain HTTP unless a proxy adds TLS: don't send browsers to https.
+        upgradeInsecureRequests: null,
+      },
+    },
+    strictTransportSecurity: false,
+  })
+
+  if (rateLimitPerMinute > 0) {
+    await app.register(rateLimit, {
+      max: rateLimitPerMinute,
+      timeWindow: 60_000,
+      errorResponseBuilder: (_request, context) => {
+        const retryAfterSeconds = Math.max(1, Math.ceil(context.ttl / 1000))
+        return new PoolError('rate_limited', `More than ${context.max} requests a minute; try again in ${retryAfterSeconds} s.`, {
+          retryAfterSeconds, details: { limit_per_minute: context.max, retry_after_seconds: retryAfterSeconds },
+        })
+      },
+    })
+  }
+
+  app.server.headersTimeout = HEADERS_TIMEOUT_MS
+  app.server.requestTimeout = REQUEST_TIMEOUT_MS
+}, { name: 'security', dependencies: ['errors'] })

@@ -1,0 +1,83 @@
+import { PassThrough } from 'node:stream'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { EventFeed, type StreamEvent } from '../../pool/events.js'
+import type { TokenPool } from '../../pool/pool.js'
+import { translateDbError } from '../../store/sqlstate.js'
+import * as present from '../present.js'
+import { errors } from '../schemas/common.js'
+
+export interface EventRoutesOptions {
+  pool: TokenPool
+  /** the process's feed; when absent the route makes one and closes it with the app */
+  feed?: EventFeed
+  /** ms between heartbeat comments, which keep proxies from closing an idle stream */
+  heartbeatMs?: number
+}
+
+// A client this far behind is dropped; it reconnects with Last-Event-ID and reads the rest from the table.
+const MAX_BUFFERED = 1024 * 1024
+const EVENT_ID = '^[0-9]{1,15}$'
+
+/** Server-sent events: every change by any node sharing the database, replayable by id. */
+const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, opts) => {
+  const feed = opts.feed ?? new EventFeed(opts.pool.db)
+  const heartbeatMs = opts.heartbeatMs ?? 15_000
+  const streams = new Set<PassThrough>()
+
+  // Open streams would hold app.close() forever: end them first, then stop the feed.
+  app.addHook('preClose', async () => { for (const s of streams) s.end() })
+  if (opts.feed === undefined) app.addHook('onClose', async () => { await feed.close() })
+
+  app.get('/api/events', {
+    schema: {
+      tags: ['events'],
+      summary: 'Every change to the pool, from every node, as server-sent events',
+      description: 'text/event-stream. Each event has an `id:`, an `event:` (allocated, released or cleared) and a `data:` line: ' +
+        'for allocated the allocate response\'s data, for released and cleared the release response\'s data. ' +
+        'A client that reconnects with Last-Event-ID (or ?last_event_id=) first gets the events it missed, within the kept window.',
+      headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: EVENT_ID, description: 'the id of the last event seen' })) }),
+      querystring: Type.Object({ last_event_id: Type.Optional(Type.String({ pattern: EVENT_ID, description: 'as the Last-Event-ID header' })) }),
+      // Plain JSON Schema, not TypeBox: the body is a stream, never serialized from a value.
+      response: { 200: { description: 'an endless text/event-stream' }, ...errors(422, 429, 503) },
+    },
+  }, async (request, reply) => {
+    const raw = request.headers['last-event-id'] ?? request.query.last_event_id
+    const lastEventId = raw === undefined ? undefined : Number(raw)
+    const stream = new PassThrough()
+    stream.write('retry: 1000\n\n')
+    const send = (e: StreamEvent) => {
+      if (stream.writableLength > MAX_BUFFERED) {
+        stream.end()
+        return
+      }
+      const data = e.type === 'allocated' ? present.lease(e.lease) : present.endedLease(e.lease)
+      stream.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(data)}\n\n`)
+    }
+    let unsubscribe: () => void
+    try {
+      unsubscribe = await feed.subscribe(send, lastEventId)
+    } catch (err) {
+      stream.destroy()
+      throw translateDbError(err)
+    }
+    const heartbeat = setInterval(() => { stream.write(': heartbeat\n\n') }, heartbeatMs)
+    const stop = () => {
+      clearInterval(heartbeat)
+      unsubscribe()
+      streams.delete(stream)
+      stream.end()
+    }
+    streams.add(stream)
+    stream.on('close', stop)
+    stream.on('finish', stop)
+    request.raw.on('close', stop)
+    return reply
+      .header('content-type', 'text/event-stream; charset=utf-8')
+      .header('cache-control', 'no-cache, no-transform')
+      .header('x-accel-buffering', 'no')
+      .send(stream)
+  })
+}
+
+export default eventRoutes

@@ -1,0 +1,89 @@
+import type { ReleaseReason } from '../domain/types.js'
+import type { Db } from './db.js'
+
+/** The NOTIFY channel the usages triggers wake; the payload is the schema that changed. */
+export const EVENTS_CHANNEL = 'token_pool_events'
+
+export type DbEventType = 'allocated' | 'released' | 'cleared'
+
+export interface DbEvent {
+  id: number
+  /** the writing transaction's id (xid8, as text): events are read in (xid, id) order */
+  xid: string
+  type: DbEventType
+  lease_id: number
+  token_id: string
+  user_id: string
+  started_at: Date
+  expires_at: Date
+  released_at: Date | null
+  release_reason: ReleaseReason | null
+  evicted_user_id: string | null
+}
+
+/** A place in the stream: everything at or before it has been read. */
+export interface Position {
+  xid: string
+  id: number
+}
+
+export const START: Position = { xid: '0', id: 0 }
+
+const COLUMNS = `id, xid::text AS xid, type, lease_id, token_id, user_id, started_at, expires_at,
+                 released_at, release_reason, evicted_user_id`
+
+// Below the oldest transaction still running, no event can appear any more.
+const SETTLED = 'xid < pg_snapshot_xmin(pg_current_snapshot())'
+
+/** Settled events after `after`, in stream order. */
+export async function readAfter (db: Db, after: Position, limit: number): Promise<DbEvent[]> {
+  return await db.query<DbEvent>(
+    `SELECT ${COLUMNS} FROM pool_events
+      WHERE (xid, id) > ($1::xid8, $2::bigint) AND ${SETTLED}
+      ORDER BY xid, id LIMIT $3`,
+    [after.xid, after.id, limit]
+  )
+}
+
+/** The last settled event's position: reading from here gives only what happens next. */
+export async function head (db: Db): Promise<Position> {
+  const [row] = await db.query<Position>(
+    `SELECT xid::text AS xid, id FROM pool_events WHERE ${SETTLED} ORDER BY xid DESC, id DESC LIMIT 1`
+  )
+  return row ?? START
+}
+
+/**
+ * Where to resume after the event a client saw last (SSE Last-Event-ID). An id still
+ * kept resumes right after it; an id older than the kept window replays all of it;
+ * an id the stream never had (newer, or from another database) resumes from now.
+ */
+export async function resumeAfter (db: Db, lastId: number): Promise<Position> {
+  const [row] = await db.query<{ xid: string | null, oldest: number | null }>(
+    `SELECT (SELECT xid::text FROM pool_events WHERE id = $1::bigint) AS xid,
+            (SELECT min(id) FROM pool_events) AS oldest`,
+    [lastId]
+  )
+  if (row?.xid != null) return { xid: row.xid, id: lastId }
+  if (row?.oldest != null && lastId < row.oldest) return START
+  return await head(db)
+}
+
+/** Keeps the newest `keep` events; the stream's replay window. */
+export async function prune (db: Db, keep: number): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    `WITH gone AS (
+       DELETE FROM pool_events
+        WHERE id < (SELECT id FROM pool_events ORDER BY id DESC OFFSET greatest($1::int, 1) - 1 LIMIT 1)
+       RETURNING 1)
+     SELECT count(*)::int AS n FROM gone`,
+    [keep]
+  )
+  return row?.n ?? 0
+}
+
+/** The schema this connection works in: notifications for other schemas are not ours. */
+export async function currentSchema (db: Db): Promise<string> {
+  const [row] = await db.query<{ schema: string }>('SELECT current_schema() AS schema')
+  return row?.schema ?? 'public'
+}

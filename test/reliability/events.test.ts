@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test, type TestContext } from 'node:test'
+import { prune } from '../../src/store/events.js'
+import { build, json, travel, type Harness } from '../helpers/app.js'
+import { describeEachBackend, type Backend } from '../helpers/db.js'
+import { SseClient } from './helpers/sse.js'
+
+/** A harness whose app listens on a real socket, and a way to open its event stream. */
+async function serve (t: TestContext, backend: Backend, opts: Parameters<typeof build>[2] = {}) {
+  const h: Harness = await build(t, backend, opts)
+  const address = await h.app.listen({ port: 0, host: '127.0.0.1' })
+  const clients: SseClient[] = []
+  t.after(() => { for (const c of clients) c.close() })
+  const events = async (headers: Record<string, string> = {}) => {
+    const c = await SseClient.open(`${address}/api/events`, headers)
+    clients.push(c)
+    return c
+  }
+  const allocate = async (user = randomUUID()) => {
+    const res = await h.app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: user }) })
+    assert.equal(res.statusCode, 200, res.body)
+    return res.json().data
+  }
+  return { ...h, address, events, allocate }
+}
+
+const data = (e: { data: string }) => JSON.parse(e.data)
+
+describeEachBackend('GET /api/events', (backend) => {
+  test('streams allocated, released and cleared with the answers\' own data', async (t) => {
+    const s = await serve(t, backend, { poolSize: 5 })
+    const stream = await s.events()
+    const lease = await s.allocate()
+    const released = (await s.app.inject({ method: 'POST', url: `/api/tokens/${lease.token_id}/release`, ...json({ user_id: lease.user_id }) })).json().data
+    const [a, b] = [await s.allocate(), await s.allocate()]
+    assert.equal((await s.app.inject({ method: 'POST', url: '/api/tokens/clear' })).json().data.cleared_tokens, 2)
+
+    const got = await stream.waitForCount(6)
+    assert.deepEqual(got.map((e) => e.event), ['allocated', 'released', 'allocated', 'allocated', 'cleared', 'cleared'])
+    assert.deepEqual(data(got[0]!), lease)
+    assert.deepEqual(data(got[1]!), released)
+    assert.deepEqual([data(got[2]!), data(got[3]!)], [a, b])
+    const cleared = got.slice(4).map(data).sort((x, y) => x.user_id.localeCompare(y.user_id))
+    for (const [c, l] of cleared.map((c, i) => [c, [a, b].sort((x, y) => x.user_id.localeCompare(y.user_id))[i]])) {
+      assert.equal(c.token_id, l.token_id)
+      assert.equal(c.started_at, l.started_at)
+      assert.equal(c.release_reason, 'cleared')
+    }
+    const ids = got.map((e) => Number(e.id))
+    assert.ok(ids.every((id) => Number.isInteger(id) && id > 0))
+    assert.equal(new Set(ids).size, ids.length)
+  })
+
+  test('an eviction streams the evicted lease\'s end, then the new lease naming whom it evicted', async (t) => {
+    const s = await serve(t, backend, { poolSize: 1 })
+    const stream = await s.events()
+    const first = await s.allocate()
+    const second = await s.allocate()
+    assert.equal(second.evicted_user_id, first.user_id)
+    const got = await stream.waitForCount(3)
+    assert.deepEqual(got.map((e) => e.event), ['allocated', 'released', 'allocated'])
+    assert.deepEqual(data(got[1]!), {
+      token_id: first.token_id, user_id: first.user_id, started_at: first.started_at, released_at: second.started_at, release_reason: 'evicted',
+    })
+    assert.deepEqual(data(got[2]!), second)
+  })
+
+  test('a lease that runs out streams as released, reason expired, at its own expires_at', async (t) => {
+    const s = await serve(t, backend)
+    const stream = await s.events()
+    const lease = await s.allocate()
+    await travel(s.db, 121)
+    assert.equal(await s.pool.sweep(), 1)
+    const ended = data(await stream.waitFor((e) => e.event === 'released'))
+    assert.equal(ended.release_reason, 'expired')
+    assert.equal(ended.user_id, lease.user_id)
+    assert.equal(Date.parse(ended.released_at) - Date.parse(ended.started_at), 120_000)
+  })
+
+  test('a client that reconnects with Last-Event-ID gets exactly what it missed', async (t) => {
+    const s = await serve(t, backend, { poolSize: 10 })
+    const first = await s.events()
+    await s.allocate()
+    const seen = await first.waitForCount(1)
+    first.close()
+    const missed = [await s.allocate(), await s.allocate(), await s.allocate()]
+
+    const again = await s.events({ 'last-event-id': seen[0]!.id! })
+    const replayed = await again.waitForCount(3)
+    assert.deepEqual(replayed.map(data), missed)
+    const later = await s.allocate()
+    assert.deepEqual(data((await again.waitForCount(4))[3]!), later)
+    assert.ok(Number(replayed[0]!.id) > Number(seen[0]!.id))
+
+    // The same through the query string, for clients that can't set the header.
+    const byQuery = await SseClient.open(`${s.address}/api/events?last_event_id=${seen[0]!.id!}`)
+    t.after(() => { byQuery.close() })
+    assert.deepEqual((await byQuery.waitForCount(4)).map(data), [...missed, later])
+  })
+
+  test('the kept window is bounded; an id older than it replays the whole window', async (t) => {
+    const s = await serve(t, backend, { poolSize: 10 })
+    const leases = []
+    for (let i = 0; i < 5; i++) leases.push(await s.allocate())
+    assert.equal(await prune(s.db, 2), 3)
+    const stream = await s.events({ 'last-event-id': '1' })
+    assert.deepEqual((await stream.waitForCount(2)).map(data), leases.slice(3))
+    // An id the stream never had resumes from now.
+    const fresh = await s.events({ 'last-event-id': '999999999' })
+    const next = await s.allocate()
+    assert.deepEqual(data((await fresh.waitForCount(1))[0]!), next)
+  })
+
+  test('a malformed Last-Event-ID is a 422 in the contract\'s shape', async (t) => {
+    const { app } = await build(t, backend)
+    const res = await app.inject({ url: '/api/events', headers: { 'last-event-id': 'abc' } })
+    assert.equal(res.statusCode, 422)
+    assert.equal(res.json().error.code, 'validation_failed')
+  })
+
+  test('app.close() ends open streams and returns', async (t) => {
+    const s = await serve(t, backend)
+    const stream = await s.events()
+    await s.allocate()
+    await stream.waitForCount(1)
+    await s.app.close()
+    await stream.waitForEnd()
+  })
+})
