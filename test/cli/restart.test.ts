@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { test } from 'node:test'
+import { describeEachBackend, postgresUrlFor, testDb } from '../helpers/db.js'
+import { postJson, startServer } from '../helpers/server.js'
+
+describeEachBackend('a process killed with SIGKILL and started again', (backend) => {
+  test('loses no acknowledged lease, leaves no token stuck, and shows leases that ran out meanwhile as expired', async (t) => {
+    let databaseUrl: string
+    if (backend === 'postgres') {
+      const db = await testDb(t, 'postgres')
+      const [row] = await db.query<{ schema: string }>('SELECT current_schema() AS schema')
+      databaseUrl = postgresUrlFor(row!.schema)
+    } else {
+      const dir = mkdtempSync(join(tmpdir(), 'token-pool-'))
+      t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+      databaseUrl = pathToFileURL(dir).toString()
+    }
+    // One second leases: they run out while the process is down (the one test that lets real time pass).
+    const env = { DATABASE_URL: databaseUrl, POOL_SIZE: '4', LEASE_TTL_SECONDS: '1' }
+
+    const first = await startServer(env)
+    const acknowledged = await Promise.all(Array.from({ length: 6 }, async () => {
+      const res = await postJson(`${first.url}/api/tokens/allocate`, { user_id: randomUUID() })
+      assert.equal(res.status, 200)
+      return res.body.data
+    }))
+    const ids = (await (await fetch(`${first.url}/api/tokens`)).json()).data.map((x: { id: string }) => x.id)
+    first.child.kill('SIGKILL')
+    assert.equal(await first.exited, 'SIGKILL')
+
+    const second = await startServer(env)
+    t.after(() => { second.child.kill('SIGKILL') })
+    const list = await (await fetch(`${second.url}/api/tokens`)).json()
+    assert.deepEqual(list.data.map((x: { id: string }) => x.id), ids, 'same ids after the restart')
+    assert.equal(list.meta.active, 0, 'no token stuck: every lease ran out while down')
+
+    for (const lease of acknowledged) {
+      const history = (await (await fetch(`${second.url}/api/tokens/${lease.token_id}/history?limit=500`)).json()).data.usages
+      const usage = history.find((u: { user_id: string }) => u.user_id === lease.user_id)
+      assert.ok(usage, `acknowledged lease of ${lease.user_id} survived`)
+      assert.equal(usage.started_at, lease.started_at)
+      if (usage.release_reason === 'expired') assert.equal(usage.released_at, lease.expires_at)
+      else assert.equal(usage.release_reason, 'evicted')
+    }
+    const fresh = await postJson(`${second.url}/api/tokens/allocate`, { user_id: randomUUID() })
+    assert.equal(fresh.status, 200)
+    assert.equal(fresh.body.data.evicted_user_id, null)
+  })
+})
