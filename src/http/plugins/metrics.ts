@@ -27,7 +27,10 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
   const releases = counter('releases', 'Leases given back early by their holder.')
   const clears = counter('clears', 'Leases ended by an admin clear.')
 
-  const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name: `token_pool_${name}`, help, labelNames, registers })
+  // The pool's state has a registry of its own, left out of a scrape that could not read it.
+  const poolRegister = new Registry()
+  const gauge = (name: string, help: string, labelNames: string[] = []) =>
+    new Gauge({ name: `token_pool_${name}`, help, labelNames, registers: [poolRegister] })
   const size = gauge('size_tokens', 'Tokens in the pool (POOL_SIZE), from the database.')
   const active = gauge('tokens_active', 'Tokens leased now, from the database.')
   const available = gauge('tokens_available', 'Tokens free now, from the database.')
@@ -35,8 +38,7 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
   const windowReset = gauge('window_reset_time_seconds', 'When usage counts next go back to 0, Unix time.')
   const windowAllocations = gauge('window_allocations', 'Allocations in the current usage window, from the database.')
   const usageCount = gauge('window_usage_count', 'Per-token allocations in the current window: min, max and mean over the pool.', ['stat'])
-  const databaseUp = gauge('database_up', '1 when the last scrape could read the pool from the database, else 0.')
-  const gauges = [size, active, available, windowStart, windowReset, windowAllocations, usageCount]
+  const databaseUp = new Gauge({ name: 'token_pool_database_up', help: '1 when this scrape could read the pool from the database, else 0.', registers })
 
   const allocationSeconds = new Histogram({
     name: 'token_pool_allocation_duration_seconds',
@@ -101,6 +103,7 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
     },
     config: { rateLimit: false },
   }, async (_request, reply) => {
+    let poolText = ''
     try {
       const s = await pool.stats()
       size.set(s.total)
@@ -113,11 +116,11 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
       usageCount.set({ stat: 'max' }, s.usageCount.max)
       usageCount.set({ stat: 'mean' }, s.usageCount.mean)
       databaseUp.set(1)
+      poolText = await poolRegister.metrics()
     } catch {
-      // Better no figure than a stale one; the process metrics still answer.
-      for (const g of gauges) g.reset()
+      // Better no figure than a stale or made-up one; the process metrics still answer.
       databaseUp.set(0)
     }
-    return await reply.type(register.contentType).send(await register.metrics())
+    return await reply.type(register.contentType).send(await register.metrics() + poolText)
   })
 }, { name: 'metrics' })

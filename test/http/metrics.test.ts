@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test } from 'node:test'
+import { buildApp, type App } from '../../src/http/app.js'
+import { TokenPool } from '../../src/pool/pool.js'
+import { openPostgres } from '../../src/store/pg-db.js'
+import { build, json, travel } from '../helpers/app.js'
+import { describeEachBackend } from '../helpers/db.js'
+
+/** Prometheus text → { 'name{a="b"}': value }, labels as written by prom-client (sorted as declared). */
+async function scrape (app: App): Promise<Map<string, number>> {
+  const res = await app.inject('/metrics')
+  assert.equal(res.statusCode, 200)
+  assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/)
+  const out = new Map<string, number>()
+  for (const line of res.body.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const at = line.lastIndexOf(' ')
+    out.set(line.slice(0, at), Number(line.slice(at + 1)))
+  }
+  return out
+}
+
+const allocate = async (app: App, user = randomUUID()) =>
+  (await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: user }) })).json().data
+
+describeEachBackend('GET /metrics', (backend) => {
+  test('counts allocations, evictions, releases, clears and expiries as they happen', async (t) => {
+    const { app, pool, db } = await build(t, backend, { poolSize: 2 })
+    const a = randomUUID()
+    const first = await allocate(app, a)
+    await allocate(app, a) // the same lease again: not an allocation
+    await allocate(app)
+    const third = await allocate(app) // full: evicts a
+    assert.equal(third.evicted_user_id, a)
+    await app.inject({ method: 'POST', url: `/api/tokens/${third.token_id}/release`, ...json({ user_id: third.user_id }) })
+    await allocate(app)
+    await travel(db, 121) // both leases run out
+    assert.equal(await pool.sweep(), 2)
+    await allocate(app)
+    await app.inject({ method: 'POST', url: '/api/tokens/clear' })
+
+    const m = await scrape(app)
+    assert.equal(m.get('token_pool_allocations_total'), 5)
+    assert.equal(m.get('token_pool_evictions_total'), 1)
+    assert.equal(m.get('token_pool_releases_total'), 1)
+    assert.equal(m.get('token_pool_expiries_total'), 2)
+    assert.equal(m.get('token_pool_clears_total'), 1)
+    assert.equal(m.get('token_pool_allocation_duration_seconds_count'), 6)
+    assert.ok(first.lease_id >= 1)
+  })
+
+  test('reads the pool state from the database at scrape time, so a restarted process reports it right', async (t) => {
+    const { app, db } = await build(t, backend, { poolSize: 3, usageWindowHours: 24 })
+    await allocate(app)
+    await allocate(app)
+
+    // A new process on the same database: its counters start at 0, its gauges do not.
+    const restarted = new TokenPool(db, { poolSize: 3, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+    await restarted.start()
+    const app2 = await buildApp({ pool: restarted })
+    t.after(async () => { await app2.close() })
+
+    const m = await scrape(app2)
+    assert.equal(m.get('token_pool_allocations_total'), 0)
+    assert.equal(m.get('token_pool_size_tokens'), 3)
+    assert.equal(m.get('token_pool_tokens_active'), 2)
+    assert.equal(m.get('token_pool_tokens_available'), 1)
+    assert.equal(m.get('token_pool_window_allocations'), 2)
+    assert.equal(m.get('token_pool_window_usage_count{stat="min"}'), 0)
+    assert.equal(m.get('token_pool_window_usage_count{stat="max"}'), 1)
+    assert.equal(m.get('token_pool_database_up'), 1)
+    const stats = (await app2.inject('/api/stats')).json().data
+    assert.equal(m.get('token_pool_window_start_time_seconds'), Date.parse(stats.window_started_at) / 1000)
+    assert.equal(m.get('token_pool_window_reset_time_seconds'), Date.parse(stats.window_resets_at) / 1000)
+  })
+})
+
+test('times HTTP requests by method, route template and status; unknown routes share one label', async (t) => {
+  const { app } = await build(t, 'pglite')
+  const lease = await allocate(app)
+  await app.inject(`/api/tokens/${lease.token_id}`)
+  await app.inject(`/api/tokens/${randomUUID()}`)
+  await app.inject(`/api/tokens/${randomUUID()}`)
+  await app.inject('/no/such/route')
+  const m = await scrape(app)
+  const h = 'token_pool_http_request_duration_seconds'
+  assert.equal(m.get(`${h}_count{method="GET",route="/api/tokens/:token_id",status_code="200"}`), 1)
+  assert.equal(m.get(`${h}_count{method="GET",route="/api/tokens/:token_id",status_code="404"}`), 2)
+  assert.equal(m.get(`${h}_count{method="POST",route="/api/tokens/allocate",status_code="200"}`), 1)
+  assert.equal(m.get(`${h}_count{method="GET",route="unmatched",status_code="404"}`), 1)
+  assert.equal(m.get(`${h}_bucket{le="+Inf",method="GET",route="/api/tokens/:token_id",status_code="404"}`), 2)
+  // No raw URLs (one series per token id would be unbounded).
+  assert.ok(![...m.keys()].some((k) => k.includes(lease.token_id)))
+})
+
+test('includes the default process metrics, and each app has its own registry', async (t) => {
+  const { app, pool } = await build(t, 'pglite')
+  // A second app in the same process must not collide with the first's metrics (no global registry).
+  const other = await buildApp({ pool })
+  await allocate(other)
+  assert.equal((await scrape(other)).get('token_pool_allocations_total'), 1)
+  await other.close()
+  await allocate(app)
+  // The first app counts its pool's allocations, both of them; the closed one stopped listening.
+  assert.equal(pool.listenerCount('change') >= 1, true)
+  const m = await scrape(app)
+  assert.equal(m.get('token_pool_allocations_total'), 2)
+  for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+    assert.ok(m.has(name), name)
+  }
+})
+
+test('with the database down, /metrics still answers: database_up 0 and no stale pool figures', async (t) => {
+  // A real client to a port where nothing listens (in this suite's range).
+  const db = openPostgres('postgres://postgres@127.0.0.1:4599/none', { connectionTimeoutMs: 1000 })
+  const pool = new TokenPool(db, { poolSize: 3, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+  const app = await buildApp({ pool })
+  t.after(async () => {
+    await app.close()
+    await db.close()
+  })
+  const m = await scrape(app)
+  assert.equal(m.get('token_pool_database_up'), 0)
+  assert.equal(m.has('token_pool_tokens_active'), false)
+  assert.ok(m.has('process_cpu_user_seconds_total'))
+})
