@@ -20,7 +20,7 @@ export async function serve (config: Config): Promise<void> {
     onExhausted: config.onExhausted,
   })
   await pool.start()
-  const app = await buildApp({ pool, adminToken: config.adminToken, logger })
+  const app = await buildApp({ pool, adminToken: config.adminToken, logger, rateLimitPerMinute: config.rateLimitPerMinute })
 
   closeWithGrace({ delay: 10_000, logger }, async ({ err, signal }) => {
     if (err !== undefined) logger.error({ err }, 'stopping after an error')
