@@ -10,21 +10,43 @@ export interface PgOptions {
   schema?: string
   /** ms a statement may run before PostgreSQL cancels it */
   statementTimeoutMs?: number
-  /** ms to wait for a connection from the pool */
+  /** ms to wait for a connection from the pool, or for a new one to open */
   connectionTimeoutMs?: number
 }
 
+// One slow query can't hang the service: the server cancels a statement after
+// STATEMENT_TIMEOUT_MS; should the server itself stop answering (a partition, a stopped
+// host), the client gives up QUERY_GRACE_MS later and drops that connection.
+const STATEMENT_TIMEOUT_MS = 5_000
+const QUERY_GRACE_MS = 2_000
+const CONNECTION_TIMEOUT_MS = 3_000
+
 /** A real PostgreSQL through a pg.Pool, plus one dedicated, self-healing LISTEN connection. */
 export function openPostgres (url: string, opts: PgOptions = {}): Db {
+  const statementTimeout = opts.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS
+  // Options in the URL (?options=-c search_path=…) would replace ours wholesale: join them.
+  const parsed = new URL(url)
+  const urlOptions = parsed.searchParams.get('options') ?? ''
+  parsed.searchParams.delete('options')
   const options = [
+    urlOptions,
     opts.schema ? `-c search_path=${opts.schema},public` : '',
-    `-c statement_timeout=${opts.statementTimeoutMs ?? 10_000}`,
+    `-c statement_timeout=${statementTimeout}`,
+    // A session left inside a transaction would hold its row locks: the server ends it.
+    `-c idle_in_transaction_session_timeout=${statementTimeout * 2}`,
   ].filter(Boolean).join(' ')
-  const connection = { connectionString: url, options }
+  const connection = {
+    connectionString: parsed.toString(),
+    options,
+    connectionTimeoutMillis: opts.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS,
+    // Notice a vanished server on an idle connection (the LISTEN one above all).
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  }
   const pool = new pg.Pool({
     ...connection,
+    query_timeout: statementTimeout + QUERY_GRACE_MS,
     max: opts.max ?? 10,
-    connectionTimeoutMillis: opts.connectionTimeoutMs ?? 5_000,
     idleTimeoutMillis: 30_000,
   })
   // An idle client that loses its server must not crash the process; the next query reconnects.

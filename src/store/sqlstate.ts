@@ -6,7 +6,7 @@ const RETRYABLE = new Set(['40P01', '40001', '23505', '23P01'])
 // Class 08 (connection), 57P0x (shutdown), 53 (resources) and client-side network failures.
 const UNAVAILABLE = /^(08|57P0|53)/
 const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'])
-const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end|PGlite is closed|canceling statement due to statement timeout/i
+const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end|PGlite is closed|canceling statement due to statement timeout|Query read timeout|Connection terminated unexpectedly|terminating connection/i
 
 export function isRetryable (err: unknown): boolean {
   return RETRYABLE.has(codeOf(err) ?? '')
