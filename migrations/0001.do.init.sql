@@ -190,9 +190,12 @@ BEGIN
 END $$;
 
 -- Allocates for a batch of users in one transaction: one commit and one round trip
--- for many requests. The window is settled first, because a roll waits on token
--- locks and so must never be waited on by someone holding one; users are taken in
--- advisory-lock order so that two batches can't deadlock on them.
+-- for many requests, and a handful of set-based statements however large the batch
+-- (one INSERT fires the usages triggers once). Taking the m least-used free tokens at
+-- once is what m picks in a row would take, since a granted token is no longer free;
+-- likewise the k oldest leases for k evictions. The window is settled first, because
+-- a roll waits on token locks and so must never be waited on by someone holding one;
+-- users are locked in advisory-lock order so that two batches can't deadlock on them.
 CREATE FUNCTION tp_allocate(p_users uuid[], p_ttl interval, p_window interval, p_evict boolean)
 RETURNS TABLE (
   user_id uuid, outcome text, lease_id bigint, token_id uuid, started_at timestamptz,
@@ -202,13 +205,103 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
   v_window timestamptz := tp_current_window(p_window);
+  v_users uuid[];
+  v_new uuid[];
+  v_stale bigint[];
+  v_tokens uuid[];
+  v_prior bigint[];
+  v_now timestamptz;
+  v_start timestamptz;
+  v_granted integer;
   v_user uuid;
 BEGIN
-  FOR v_user IN
-    SELECT d.x FROM (SELECT DISTINCT x FROM unnest(p_users) x) d ORDER BY hashtextextended(d.x::text, 7411)
-  LOOP
-    RETURN QUERY SELECT v_user, g.* FROM tp_grant(v_user, p_ttl, v_window, p_evict) g;
-  END LOOP;
+  SELECT array_agg(d.x ORDER BY hashtextextended(d.x::text, 7411)) INTO v_users
+    FROM (SELECT DISTINCT x FROM unnest(p_users) x) d;
+  -- Rule 6: one allocation per user at a time, so "allocate again" returns the same lease.
+  PERFORM pg_advisory_xact_lock(hashtextextended(x::text, 7411)) FROM unnest(v_users) x;
+  v_now := date_trunc('milliseconds', clock_timestamp());
+
+  -- Each user's open usage, one index probe per user (LIMIT 1 keeps the planner from
+  -- turning it into a join over every open usage, as it did with stale statistics).
+  RETURN QUERY
+  SELECT o.user_id, 'existing', o.id, o.token_id, o.started_at, o.expires_at, NULL::uuid, NULL::bigint
+    FROM unnest(v_users) x
+    CROSS JOIN LATERAL (SELECT * FROM usages u WHERE u.user_id = x AND u.released_at IS NULL LIMIT 1) o
+   WHERE o.expires_at > v_now;
+  SELECT coalesce(array_agg(x) FILTER (WHERE o.id IS NULL OR o.expires_at <= v_now), '{}'),
+         coalesce(array_agg(o.id) FILTER (WHERE o.expires_at <= v_now), '{}')
+    INTO v_new, v_stale
+    FROM unnest(v_users) x
+    LEFT JOIN LATERAL (SELECT u.id, u.expires_at FROM usages u WHERE u.user_id = x AND u.released_at IS NULL LIMIT 1) o ON true;
+  IF cardinality(v_new) = 0 THEN
+    RETURN;
+  END IF;
+  IF cardinality(v_stale) > 0 THEN
+    -- Their leases that ran out and the sweep has not written yet.
+    UPDATE usages u SET released_at = u.expires_at, release_reason = 'expired'
+     WHERE u.id = ANY (v_stale) AND u.released_at IS NULL;
+  END IF;
+
+  SELECT coalesce(array_agg(f.id), '{}'), coalesce(array_agg(f.lease_id), '{}') INTO v_tokens, v_prior FROM (
+    SELECT t.id, t.lease_id FROM tokens t
+     WHERE NOT t.retired AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= v_now)
+     ORDER BY t.usage_count, t.shuffle
+     LIMIT cardinality(v_new) FOR NO KEY UPDATE SKIP LOCKED) f;
+  IF cardinality(v_tokens) < cardinality(v_new) AND p_evict THEN
+    SELECT v_tokens || coalesce(array_agg(e.id), '{}'), v_prior || coalesce(array_agg(e.lease_id), '{}')
+      INTO v_tokens, v_prior FROM (
+      SELECT t.id, t.lease_id FROM tokens t
+       WHERE NOT t.retired AND t.lease_id IS NOT NULL AND t.id <> ALL (v_tokens)
+       ORDER BY t.lease_started_at
+       LIMIT cardinality(v_new) - cardinality(v_tokens) FOR NO KEY UPDATE SKIP LOCKED) e;
+  END IF;
+  v_granted := cardinality(v_tokens);
+
+  IF v_granted > 0 THEN
+    -- Rule 10: leases start once their tokens are ours, never before a token's last use began.
+    v_start := date_trunc('milliseconds', clock_timestamp());
+    -- The previous lease of each token ends first: expired at its own end, or evicted now.
+    -- (A token's lease_started_at mirrors its last usage's started_at.)
+    UPDATE usages u
+       SET released_at = CASE WHEN u.expires_at <= greatest(v_start, u.started_at) THEN u.expires_at
+                              ELSE greatest(v_start, u.started_at) END,
+           release_reason = CASE WHEN u.expires_at <= greatest(v_start, u.started_at) THEN 'expired' ELSE 'evicted' END
+     WHERE u.id = ANY (v_prior) AND u.released_at IS NULL;
+
+    RETURN QUERY
+    WITH p AS MATERIALIZED (
+      SELECT g.token_id, g.user_id, nextval(pg_get_serial_sequence('usages', 'id')) AS id,
+             greatest(v_start, t.lease_started_at) AS s,
+             CASE WHEN t.lease_expires_at > greatest(v_start, t.lease_started_at) THEN t.lease_user_id END AS evicted,
+             CASE WHEN t.counted_window = v_window THEN t.usage_count + 1 ELSE 1 END AS count
+        FROM unnest(v_tokens, v_new[1:v_granted]) AS g(token_id, user_id)
+        JOIN tokens t ON t.id = g.token_id
+    ), granted AS (
+      INSERT INTO usages (id, token_id, user_id, started_at, expires_at) OVERRIDING SYSTEM VALUE
+      SELECT p.id, p.token_id, p.user_id, p.s, p.s + p_ttl FROM p
+    ), mirrored AS (
+      UPDATE tokens t SET
+        lease_id = p.id, lease_user_id = p.user_id, lease_started_at = p.s, lease_expires_at = p.s + p_ttl,
+        usage_count = p.count, counted_window = v_window, shuffle = random()
+        FROM p WHERE t.id = p.token_id
+    )
+    SELECT p.user_id, 'new', p.id, p.token_id, p.s, p.s + p_ttl, p.evicted, NULL::bigint FROM p;
+  END IF;
+
+  IF v_granted < cardinality(v_new) THEN
+    IF p_evict THEN
+      -- Every token is locked by concurrent batches (or the batch outgrew the pool): queue one by one.
+      FOREACH v_user IN ARRAY v_new[v_granted + 1:] LOOP
+        RETURN QUERY SELECT v_user, g.* FROM tp_grant(v_user, p_ttl, v_window, p_evict) g;
+      END LOOP;
+    ELSE
+      RETURN QUERY
+      SELECT x, 'exhausted', NULL::bigint, NULL::uuid, NULL::timestamptz, NULL::timestamptz, NULL::uuid,
+             (SELECT greatest(1, ceil(extract(epoch FROM min(t.lease_expires_at) - v_now) * 1000))::bigint
+                FROM tokens t WHERE NOT t.retired AND t.lease_expires_at > v_now)
+        FROM unnest(v_new[v_granted + 1:]) x;
+    END IF;
+  END IF;
 END $$;
 
 -- The holder gives its token back early. outcome: 'released' | 'not_holder' | 'not_found'.

@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto'
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import pg from 'pg'
+import { PGlite } from '@electric-sql/pglite'
+import { btree_gist as btreeGist } from '@electric-sql/pglite/contrib/btree_gist'
+import { migrate } from '../src/store/migrate.js'
+import { openPostgres } from '../src/store/pg-db.js'
+
+/** The bench's own databases live next to the tests' on the same server; never the product's or the tests'. */
+export const POSTGRES_BASE = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/token_pool_bench'
+
+const MIGRATIONS = fileURLToPath(new URL('../migrations/', import.meta.url))
+
+/** The URL of a sibling database on the bench's server. */
+export function databaseUrl (name: string): string {
+  const url = new URL(POSTGRES_BASE)
+  url.pathname = '/' + name
+  return url.toString()
+}
+
+export async function withClient<T> (url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return await fn(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Creates the database if it is missing. */
+export async function ensureDatabase (name: string): Promise<void> {
+  await withClient(databaseUrl('postgres'), async (c) => {
+    const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])
+    if (rows.length === 0) await c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`)
+  })
+}
+
+/** An empty database for one case: the server applies the schema when it starts. */
+export async function freshPostgres (name: string): Promise<string> {
+  await ensureDatabase(name)
+  const url = databaseUrl(name)
+  await withClient(url, async (c) => {
+    await c.query('DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public')
+  })
+  return url
+}
+
+/** An empty directory for a file-backed PGlite (the default deployment: PGlite in ./data). */
+export function freshPglite (dir: string): string {
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dirname(dir), { recursive: true })
+  return pathToFileURL(dir).toString()
+}
+
+export interface Integrity {
+  /** usages that overlap another usage of the same token: must be 0 */
+  overlaps: number
+  /** usage rows committed: at least the 2xx answers counted by the load generator */
+  usages: number
+  /** open usages per token above 1, or per user above 1: must be 0 */
+  doubleOpen: number
+}
+
+// Tokens with two usages whose lifetimes overlap; the exclusion constraint makes this impossible, we check anyway.
+const OVERLAP_SQL = `
+  SELECT count(*)::int AS n FROM usages a JOIN usages b
+    ON a.token_id = b.token_id AND a.id < b.id
+   AND tstzrange(a.started_at, coalesce(a.released_at, a.expires_at), '[)')
+    && tstzrange(b.started_at, coalesce(b.released_at, b.expires_at), '[)')`
+const USAGES_SQL = 'SELECT count(*)::int AS n FROM usages'
+const DOUBLE_OPEN_SQL = `
+  SELECT (SELECT count(*) FROM (SELECT token_id FROM usages WHERE released_at IS NULL AND expires_at > now() GROUP BY 1 HAVING count(*) > 1) a)
+       + (SELECT count(*) FROM (SELECT user_id FROM usages WHERE released_at IS NULL AND expires_at > now() GROUP BY 1 HAVING count(*) > 1) b) AS n`
+
+/** The overlap check that ends every allocate run: a fast wrong answer is a failure. */
+export async function integrity (url: string): Promise<Integrity> {
+  if (url.startsWith('file://')) {
+    const db = await PGlite.create(fileURLToPath(url), { extensions: { btree_gist: btreeGist } })
+    try {
+      const one = async (sql: string) => ((await db.query<{ n: number }>(sql)).rows[0]?.n ?? -1)
+      return { overlaps: await one(OVERLAP_SQL), usages: await one(USAGES_SQL), doubleOpen: await one(DOUBLE_OPEN_SQL) }
+    } finally {
+      await db.close()
+    }
+  }
+  return await withClient(url, async (c) => {
+    const one = async (sql: string) => Number((await c.query<{ n: number }>(sql)).rows[0]?.n ?? -1)
+    return { overlaps: await one(OVERLAP_SQL), usages: await one(USAGES_SQL), doubleOpen: await one(DOUBLE_OPEN_SQL) }
+  })
+}
+
+/** A digest of the migrations: a loaded read database is reused only while the schema it was built with is current. */
+export function schemaDigest (): string {
+  const h = createHash('sha256')
+  for (const f of readdirSync(MIGRATIONS).sort()) h.update(f).update(readFileSync(join(MIGRATIONS, f)))
+  return h.digest('hex').slice(0, 16)
+}
+
+export interface ReadData {
+  url: string
+  rows: number
+  tokens: string[]
+  /** seconds the load took, or null when an earlier load was reused */
+  loadSeconds: number | null
+}
+
+/**
+ * A database holding `rows` usages over `tokenCount` tokens, for the read case. Loading
+ * takes minutes at 10,000,000 rows, so it is kept and reused while the schema is unchanged.
+ * Rows go in with every constraint in place: each token's usages are back-to-back,
+ * one minute each, so the exclusion constraint holds by construction.
+ */
+export async function readDatabase (name: string, rows: number, tokenCount: number): Promise<ReadData> {
+  await ensureDatabase(name)
+  const url = databaseUrl(name)
+  const digest = schemaDigest()
+  const reused = await withClient(url, async (c) => {
+    const { rows: meta } = await c.query(
+      "SELECT rows, tokens, digest FROM bench_meta WHERE to_regclass('bench_meta') IS NOT NULL"
+    ).catch(() => ({ rows: [] as Array<{ rows: string, tokens: number, digest: string }> }))
+    const m = meta[0] as { rows: string, tokens: number, digest: string } | undefined
+    return m !== undefined && Number(m.rows) === rows && m.tokens === tokenCount && m.digest === digest
+  })
+  let loadSeconds: number | null = null
+  if (!reused) {
+    const t0 = performance.now()
+    await withClient(url, async (c) => { await c.query('DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public') })
+    const db = openPostgres(url, { max: 1 })
+    await migrate(db).finally(async () => { await db.close() })
+    await withClient(url, async (c) => {
+      await c.query('SET maintenance_work_mem = \'256MB\'')
+      await c.query('SELECT tp_provision($1)', [tokenCount])
+      const perToken = Math.ceil(rows / tokenCount)
+      // One statement per slice keeps each transaction and its WAL moderate.
+      const slice = Math.max(1, Math.floor(1_000_000 / perToken))
+      for (let from = 1; from <= tokenCount; from += slice) {
+        await c.query(`
+          INSERT INTO usages (token_id, user_id, started_at, expires_at, released_at, release_reason)
+          SELECT t.id, md5(t.position::text || ':' || g)::uuid,
+                 b.base + make_interval(mins => g), b.base + make_interval(mins => g + 1),
+                 b.base + make_interval(mins => g + 1), 'expired'
+            FROM tokens t
+            CROSS JOIN (SELECT date_trunc('day', now()) - make_interval(mins => $3 + 10) AS base) b
+            CROSS JOIN generate_series(1, $3::int) g
+           WHERE t.position BETWEEN $1 AND $2
+           ORDER BY t.position, g`, [from, Math.min(tokenCount, from + slice - 1), perToken])
+      }
+      await c.query('VACUUM ANALYZE usages')
+      await c.query('VACUUM ANALYZE tokens')
+      await c.query('CREATE TABLE bench_meta (rows bigint, tokens int, digest text, load_seconds float8)')
+      await c.query('INSERT INTO bench_meta VALUES ($1, $2, $3, $4)', [rows, tokenCount, digest, (performance.now() - t0) / 1000])
+    })
+    loadSeconds = (performance.now() - t0) / 1000
+  }
+  const tokens = await withClient(url, async (c) => (await c.query<{ id: string }>('SELECT id FROM tokens ORDER BY position')).rows.map((r) => r.id))
+  return { url, rows, tokens, loadSeconds }
+}

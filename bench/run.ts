@@ -1,0 +1,125 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
+import { parseArgs } from 'node:util'
+import * as h from './harness.js'
+
+/**
+ * `npm run bench`: every case of issue 4, each against the ceiling of this same run.
+ * Absolute figures move with whatever else the machine does; the ratios are what compare.
+ */
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    seconds: { type: 'string' },
+    port: { type: 'string', default: process.env.BENCH_PORT ?? '4700' },
+    'read-rows': { type: 'string' },
+  },
+})
+
+const quick = flags.quick === true
+const opts: h.RunOptions = {
+  seconds: Number(flags.seconds ?? (quick ? 3 : 10)),
+  warmupSeconds: quick ? 1 : 2,
+  connections: 64,
+  port: Number(flags.port),
+}
+const readRows = Number(flags['read-rows'] ?? (quick ? 100_000 : 10_000_000))
+const only = flags.only?.split(',')
+const wanted = (name: string) => only === undefined || only.includes(name)
+
+const rows: h.Row[] = []
+const notes: string[] = []
+const log = (s: string) => process.stderr.write(s + '\n')
+const started = performance.now()
+
+async function step (name: string, fn: () => Promise<h.Row | h.Row[]>): Promise<void> {
+  log(`… ${name}`)
+  const t0 = performance.now()
+  try {
+    const out = await fn()
+    for (const r of Array.isArray(out) ? out : [out]) {
+      rows.push(r)
+      log(`  ${r.case} ${r.backend} ${r.detail}: ${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${r.errors} errors${r.check ? ', ' + r.check.text : ''}`)
+    }
+  } catch (err) {
+    rows.push({ case: name, backend: '-', detail: 'FAILED: ' + (err as Error).message.split('\n')[0], rps: 0, p50: 0, p99: 0, errors: 1 })
+    log(`  FAILED: ${(err as Error).stack ?? String(err)}`)
+  }
+  log(`  (${((performance.now() - t0) / 1000).toFixed(1)} s)`)
+}
+
+const port = (offset: number) => ({ ...opts, port: opts.port + offset })
+
+await step('ceiling', async () => await h.ceiling(port(0)))
+if (wanted('allocate')) {
+  for (const backend of ['postgres', 'pglite'] as const) {
+    for (const poolSize of [100, 100_000]) {
+      await step(`allocate ${backend} ${poolSize}`, async () => await h.allocate({ ...port(10), backend, poolSize }))
+    }
+  }
+}
+if (wanted('cycle')) await step('cycle', async () => await h.cycle({ ...port(20), backend: 'postgres', poolSize: 100_000 }))
+if (wanted('read')) {
+  for (const n of [0, readRows]) {
+    await step(`read ${n}`, async () => {
+      const { rows: out, loadSeconds } = await h.read({ ...port(30), rows: n, tokens: 1000 })
+      if (loadSeconds !== null) notes.push(`Loading ${n.toLocaleString('en')} usages (generate_series, constraints in place) took ${loadSeconds.toFixed(0)} s.`)
+      else if (n > 0) notes.push(`The ${n.toLocaleString('en')}-usage read database was loaded by an earlier run and reused.`)
+      return out
+    })
+  }
+}
+if (wanted('scale')) {
+  for (const poolSize of [100, 10_000, 1_000_000]) {
+    await step(`scale ${poolSize}`, async () => await h.allocate({ ...port(40), backend: 'postgres', poolSize, label: 'scale' }))
+  }
+}
+if (wanted('nodes')) {
+  for (const nodes of [1, 2]) {
+    await step(`nodes ${nodes}`, async () => await h.allocate({ ...port(50), backend: 'postgres', poolSize: 100_000, nodes, label: 'nodes' }))
+  }
+}
+if (wanted('simulate')) {
+  await step('simulate', async () => {
+    const ops = quick ? 100_000 : 1_000_000
+    const s = await h.simulate(ops, 1000)
+    const base: Omit<h.Row, 'detail' | 'rps'> = { case: 'simulate', backend: '-', p50: 0, p99: 0, errors: 0 }
+    if (s.note !== '') notes.push(s.note)
+    return [
+      { ...base, detail: `bare min-heap loop, ${ops.toLocaleString('en')} ops / 1,000 tokens`, rps: ops / (s.heapMs / 1000), note: `${s.heapMs.toFixed(0)} ms` },
+      {
+        ...base,
+        detail: `token-pool simulate ${ops.toLocaleString('en')} --tokens 1000`,
+        rps: s.simulateMs > 0 ? ops / (s.simulateMs / 1000) : 0,
+        note: s.simulateMs > 0 ? `${s.simulateMs.toFixed(0)} ms, ${(s.simulateMs / s.heapMs).toFixed(2)}x the heap loop` : 'not available',
+      },
+    ]
+  })
+}
+
+const ceilingRow = rows.find((r) => r.case === 'ceiling')
+for (const r of rows) {
+  if (ceilingRow === undefined || r.case === 'simulate' || ceilingRow.rps === 0) continue
+  r.ratio = r.rps / ceilingRow.rps
+  r.p99Ratio = r.p99 / ceilingRow.p99
+}
+
+const fmt = (n: number | undefined, digits = 0) => n === undefined ? '' : n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+const table = [
+  '| case | backend | what | req/s | p50 ms | p99 ms | errors | vs ceiling req/s | vs ceiling p99 | RSS MB | check |',
+  '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+  ...rows.map((r) => `| ${r.case} | ${r.backend} | ${r.detail} | ${fmt(r.rps)} | ${r.case === 'simulate' ? '' : fmt(r.p50, 1)} | ${r.case === 'simulate' ? '' : fmt(r.p99, 1)} | ${r.errors} | ${r.ratio === undefined ? '' : Math.round(r.ratio * 100) + '%'} | ${r.p99Ratio === undefined ? '' : fmt(r.p99Ratio, 1) + 'x'} | ${r.rssMb ?? ''} | ${r.check?.text ?? r.note ?? ''} |`),
+].join('\n')
+
+const [l1, l5] = loadavg()
+const header = [
+  `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; load average before the end ${l1?.toFixed(2)} / ${l5?.toFixed(2)} (1 / 5 min).`,
+  `Date: ${new Date().toISOString()}. Command: npm run bench${quick ? ' -- --quick' : ''}. ${opts.seconds} s per run after ${opts.warmupSeconds} s warm-up, ${opts.connections} connections. Total ${((performance.now() - started) / 1000).toFixed(0)} s.`,
+]
+const report = [...header, '', table, '', ...notes.map((n) => '- ' + n)].join('\n') + '\n'
+process.stdout.write('\n' + report)
+mkdirSync(new URL('./.results/', import.meta.url), { recursive: true })
+writeFileSync(new URL('./.results/latest.md', import.meta.url), report)
+writeFileSync(new URL('./.results/latest.json', import.meta.url), JSON.stringify({ rows, notes }, null, 2))
+if (rows.some((r) => r.check?.ok === false || r.detail.startsWith('FAILED'))) process.exitCode = 1
