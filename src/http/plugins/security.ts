@@ -47,4 +47,11 @@ export default fp(async function security (app: FastifyInstance, { rateLimitPerM
 
   app.server.headersTimeout = HEADERS_TIMEOUT_MS
   app.server.requestTimeout = REQUEST_TIMEOUT_MS
+
+  // Draining: server.close() drops only the keep-alive connections idle at that moment; one
+  // busy then would idle on for keepAliveTimeout and hold the exit. Answers sent once closing
+  // has begun end their connection instead.
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
 }, { name: 'security', dependencies: ['errors'] })
