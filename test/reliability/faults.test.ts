@@ -22,17 +22,17 @@ function expectLeaseOr503 (res: Answer, acked: Acknowledged[]): void {
 
 /** Users allocating (and sometimes releasing) in a loop through the given nodes until stop() is called. */
 function load (nodes: Node[], users: number, onAnswer: (res: Answer, node: Node) => void) {
-  let running = true
+  const state = { running: true }
   let requests = 0
   const ids = Array.from({ length: users }, () => randomUUID())
   const done = Promise.all(ids.map(async (user, i) => {
-    while (running) {
+    while (state.running) {
       const node = nodes[(i + requests) % nodes.length]!
       requests++
       onAnswer(await call(`${node.url}/api/tokens/allocate`, 'POST', { user_id: user }, 20_000), node)
     }
   }))
-  return { stop: async () => { running = false; await done; return requests } }
+  return { stop: async () => { state.running = false; await done; return requests } }
 }
 
 async function eventually<T> (probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
