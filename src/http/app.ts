@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { EventFeed } from '../pool/events.js'
 import type { TokenPool } from '../pool/pool.js'
 import errors from './plugins/errors.js'
+import dashboard from './plugins/dashboard.js'
 import security from './plugins/security.js'
 import metrics from './plugins/metrics.js'
 import openapi from './plugins/swagger.js'
@@ -74,6 +75,7 @@ export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, 
   await app.register(healthRoutes, { pool })
   await app.register(tokenRoutes, { pool, adminToken })
   await app.register(eventRoutes, { pool, feed: events })
+  await app.register(dashboard)
   return app
 }
 
