@@ -5,7 +5,7 @@ import type { EventFeed } from '../pool/events.js'
 import type { TokenPool } from '../pool/pool.js'
 import errors from './plugins/errors.js'
 import dashboard from './plugins/dashboard.js'
-import security from './plugins/security.js'
+import security, { frameworkErrors } from './plugins/security.js'
 import metrics from './plugins/metrics.js'
 import openapi from './plugins/swagger.js'
 import { ErrorBody } from './schemas/common.js'
@@ -44,6 +44,7 @@ export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, 
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     logController: new OneLinePerRequest(),
+    frameworkErrors,
     ajv: {
       // Coerce query strings ("limit=5"), but never arrays to scalars: ["<uuid>"] is not a user id.
       customOptions: { coerceTypes: true, allErrors: false },

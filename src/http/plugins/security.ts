@@ -1,8 +1,9 @@
 import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { PoolError } from '../../domain/errors.js'
+import { sendError } from './errors.js'
 
 export interface SecurityOptions {
   /** requests per minute per client IP; 0 or absent turns rate limiting off */
@@ -55,3 +56,14 @@ export default fp(async function security (app: FastifyInstance, { rateLimitPerM
   app.addHook('preClose', async () => { closing = true })
   app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
 }, { name: 'security', dependencies: ['errors'] })
+
+/**
+ * Fastify's own early failures, which skip the error handler (a malformed %-escape, a path
+ * parameter over maxParamLength): a malformed path parameter is a 422 in the contract.
+ * Passed to Fastify as its `frameworkErrors` option.
+ */
+export function frameworkErrors (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  sendError(reply, new PoolError('validation_failed', 'The URL is malformed or one of its parameters is too long.', {
+    details: { field: 'url', reason: error.code },
+  }))
+}
