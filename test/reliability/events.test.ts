@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
+import Fastify from 'fastify'
+import errors from '../../src/http/plugins/errors.js'
+import eventRoutes from '../../src/http/routes/events.js'
+import { ErrorBody } from '../../src/http/schemas/common.js'
 import { prune } from '../../src/store/events.js'
 import { build, json, travel, type Harness } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
@@ -126,5 +130,19 @@ describeEachBackend('GET /api/events', (backend) => {
     await stream.waitForCount(1)
     await s.app.close()
     await stream.waitForEnd()
+  })
+
+  test('heartbeats keep an idle stream alive', async (t) => {
+    const { pool } = await build(t, backend)
+    const app = Fastify()
+    app.addSchema(ErrorBody)
+    await app.register(errors)
+    await app.register(eventRoutes, { pool, heartbeatMs: 20 })
+    t.after(async () => { await app.close() })
+    const address = await app.listen({ port: 0, host: '127.0.0.1' })
+    const stream = await SseClient.open(`${address}/api/events`)
+    t.after(() => { stream.close() })
+    await stream.waitForComments(2)
+    assert.equal(stream.events.length, 0)
   })
 })

@@ -35,6 +35,11 @@ export class SseClient {
     return await this.until(() => (this.events.length >= n ? this.events.slice(0, n) : undefined), timeoutMs)
   }
 
+  /** Resolves once n comment lines (heartbeats) have arrived. */
+  async waitForComments (n: number, timeoutMs = 10_000): Promise<void> {
+    await this.until(() => (this.comments >= n ? true : undefined), timeoutMs)
+  }
+
   async waitForEnd (timeoutMs = 10_000): Promise<void> {
     await this.until(() => (this.ended ? true : undefined), timeoutMs)
   }
