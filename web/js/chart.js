@@ -20,14 +20,14 @@ export function drawChart (root, dist, total) {
 
   const W = 600
   const H = 180
-  const pad = { l: 36, r: 8, t: 10, b: 34 }
+  const pad = { l: 36, r: 8, t: 18, b: 34 }
   const bw = (W - pad.l - pad.r) / bins.length
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': 'chart-desc' })
   const desc = el('title', { id: 'chart-desc' })
   desc.textContent = `Tokens by usage count: ${bins.map((b) => `${range(b)}: ${b.tokens}`).join('; ')}. ${total} tokens in all.`
   svg.append(desc)
   svg.append(el('line', { x1: pad.l, y1: H - pad.b, x2: W - pad.r, y2: H - pad.b, class: 'axis' }))
-  const yTop = el('text', { x: pad.l - 6, y: pad.t + 8, class: 'tick', 'text-anchor': 'end' })
+  const yTop = el('text', { x: pad.l - 6, y: pad.t + 4, class: 'tick', 'text-anchor': 'end' })
   yTop.textContent = String(peak)
   svg.append(yTop)
   const labelEvery = Math.ceil(bins.length / 12)
@@ -39,6 +39,11 @@ export function drawChart (root, dist, total) {
     tip.textContent = `${b.tokens} token(s) used ${range(b)} time(s)`
     rect.append(tip)
     svg.append(rect)
+    if (b.tokens > 0 && bins.length <= 20) {
+      const v = el('text', { x: x + bw / 2, y: H - pad.b - h - 4, class: 'tick', 'text-anchor': 'middle' })
+      v.textContent = String(b.tokens)
+      svg.append(v)
+    }
     if (i % labelEvery === 0) {
       const t = el('text', { x: x + bw / 2, y: H - pad.b + 14, class: 'tick', 'text-anchor': 'middle' })
       t.textContent = range(b)
