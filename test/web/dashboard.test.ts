@@ -57,7 +57,7 @@ async function open (t: TestContext, backend: Backend, opts: Partial<PoolOptions
     const res = await fetch(base + path, { method: 'POST', headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
     return { status: res.status, body: await res.json() as any }
   }
-  return { page, base, db, post }
+  return { page, base, db, post, app }
 }
 
 const cell = (page: Page, tokenId: string) => page.locator(`.cell[data-id="${tokenId}"]`)
@@ -109,6 +109,12 @@ describeEachBackend('dashboard in a real browser', (backend) => {
       cells.filter((c) => (c.getAttribute('aria-label') ?? '').includes(m as string)).map((c) => c.getAttribute('data-id')), mine)
     assert.ok(myToken)
 
+    // One tab stop for the grid; arrow keys move between cells.
+    await page.locator('.cell').first().focus()
+    await page.keyboard.press('ArrowRight')
+    assert.equal(await page.evaluate(() => (document as unknown as { activeElement: { dataset: { index: string } } }).activeElement.dataset.index), '1')
+    assert.equal(await page.locator('.cell[tabindex="0"]').count(), 1)
+
     // Open a token (by keyboard: the cell is a focusable button) and read its history.
     await cell(page, myToken).focus()
     await page.keyboard.press('Enter')
@@ -159,6 +165,24 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     for (const l of leases.slice(0, 5)) await statusOf(page, l.token_id, 'active')
     const longTasks = await page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks)
     t.diagnostic(`10,000 tokens: page ready in ${loaded} ms (server start included); long tasks during 200 live leases: ${longTasks.length}, longest ${Math.round(Math.max(0, ...longTasks))} ms`)
+  })
+
+  test('without the event stream it polls, and it goes live again when the stream comes back', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
+    const { page, post, app } = await open(t, backend, { poolSize: 6 })
+    await page.locator('#live[data-state="live"]').waitFor(SEEN)
+    // Cut the stream: the browser's EventSource reconnects by itself and meets a network error each time.
+    await page.route('**/api/events*', (route) => route.abort())
+    app.server.closeAllConnections()
+    await page.locator('#live:not([data-state="live"])').waitFor(SEEN)
+    const lease = (await post('/api/tokens/allocate', { user_id: randomUUID() })).body.data
+    // No event can arrive: the re-sync timer brings the change.
+    await statusOf(page, lease.token_id, 'active')
+    assert.notEqual(await page.locator('#live').getAttribute('data-state'), 'live')
+    // The stream comes back: live again, and a change made meanwhile is there.
+    const other = (await post('/api/tokens/allocate', { user_id: randomUUID() })).body.data
+    await page.unroute('**/api/events*')
+    await page.locator('#live[data-state="live"]').waitFor({ timeout: 20_000 })
+    await statusOf(page, other.token_id, 'active')
   })
 
   test('history is paged: "Load older usages" fetches the next page by cursor', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
