@@ -9,13 +9,13 @@ import { migrate } from '../src/store/migrate.js'
 import { openPostgres } from '../src/store/pg-db.js'
 
 /** The bench's own databases live next to the tests' on the same server; never the product's or the tests'. */
-export const POSTGRES_BASE = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/token_pool_bench'
+const postgresBase = () => process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/token_pool_bench'
 
 const MIGRATIONS = fileURLToPath(new URL('../migrations/', import.meta.url))
 
 /** The URL of a sibling database on the bench's server. */
 export function databaseUrl (name: string): string {
-  const url = new URL(POSTGRES_BASE)
+  const url = new URL(postgresBase())
   url.pathname = '/' + name
   return url.toString()
 }

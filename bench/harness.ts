@@ -20,6 +20,8 @@ export interface Row {
   p50: number
   p99: number
   errors: number
+  /** 2xx answers counted by the load generator */
+  answers: number
   /** max RSS of the (first) server during the run, MB */
   rssMb?: number
   /** the overlap check and the committed-count check, for runs that allocate */
@@ -47,12 +49,12 @@ export async function load (spec: LoadSpec): Promise<LoadResult> {
 }
 
 function row (c: string, backend: Row['backend'], detail: string, r: LoadResult): Row {
-  return { case: c, backend, detail, rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors }
+  return { case: c, backend, detail, rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors, answers: r.ok }
 }
 
 /** A database URL for a new, empty pool on that backend. */
-async function freshDb (backend: Backend, name: string): Promise<string> {
-  return backend === 'postgres' ? await freshPostgres('token_pool_bench') : freshPglite(join(tmpdir(), 'token-pool-bench', name))
+async function freshDb (backend: Backend, name: string, database = 'token_pool_bench'): Promise<string> {
+  return backend === 'postgres' ? await freshPostgres(database) : freshPglite(join(tmpdir(), database, name))
 }
 
 export async function ceiling (o: RunOptions): Promise<Row> {
@@ -77,6 +79,8 @@ export interface AllocateOptions extends RunOptions {
   nodes?: number
   label?: string
   env?: Record<string, string>
+  /** the PostgreSQL database (or PGlite directory) to use; default token_pool_bench */
+  database?: string
 }
 
 /**
@@ -85,7 +89,7 @@ export interface AllocateOptions extends RunOptions {
  */
 export async function allocate (o: AllocateOptions): Promise<Row> {
   const nodes = o.nodes ?? 1
-  const url = await freshDb(o.backend, `allocate-${o.poolSize}`)
+  const url = await freshDb(o.backend, `allocate-${o.poolSize}`, o.database)
   const servers: Server[] = []
   try {
     for (let i = 0; i < nodes; i++) servers.push(await startServer({ port: o.port + i, databaseUrl: url, poolSize: o.poolSize, env: o.env }))

@@ -103,18 +103,18 @@ interface Calls {
   release: (base: string, tokenId: string, userId: string) => Promise<unknown>
 }
 
-/** The typed client when it is there (src/client), else plain fetch with the same requests. */
-async function clientCalls (): Promise<Calls & { via: string }> {
-  const post = async (url: string, body: unknown) => {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-    const json = await res.json() as { data: { token_id: string } }
-    if (!res.ok) throw new Error(`HTTP ${res.status}`)
-    return json.data
+/** Through the typed client (src/client), as a user of the service would call it. */
+async function clientCalls (): Promise<Calls> {
+  const { TokenPoolClient } = await import('../src/client/index.js')
+  const clients = new Map<string, InstanceType<typeof TokenPoolClient>>()
+  const client = (url: string) => {
+    let c = clients.get(url)
+    if (c === undefined) clients.set(url, c = new TokenPoolClient({ url }))
+    return c
   }
   return {
-    via: 'fetch',
-    allocate: async (base, userId) => await post(`${base}/api/tokens/allocate`, { user_id: userId }),
-    release: async (base, tokenId, userId) => await post(`${base}/api/tokens/${tokenId}/release`, { user_id: userId }),
+    allocate: async (base, userId) => await client(base).allocate(userId),
+    release: async (base, tokenId, userId) => await client(base).release(tokenId, userId),
   }
 }
 

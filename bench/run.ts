@@ -43,7 +43,7 @@ async function step (name: string, fn: () => Promise<h.Row | h.Row[]>): Promise<
       log(`  ${r.case} ${r.backend} ${r.detail}: ${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${r.errors} errors${r.check ? ', ' + r.check.text : ''}`)
     }
   } catch (err) {
-    rows.push({ case: name, backend: '-', detail: 'FAILED: ' + (err as Error).message.split('\n')[0], rps: 0, p50: 0, p99: 0, errors: 1 })
+    rows.push({ case: name, backend: '-', detail: 'FAILED: ' + (err as Error).message.split('\n')[0], rps: 0, p50: 0, p99: 0, errors: 1, answers: 0 })
     log(`  FAILED: ${(err as Error).stack ?? String(err)}`)
   }
   log(`  (${((performance.now() - t0) / 1000).toFixed(1)} s)`)
@@ -84,7 +84,7 @@ if (wanted('simulate')) {
   await step('simulate', async () => {
     const ops = quick ? 100_000 : 1_000_000
     const s = await h.simulate(ops, 1000)
-    const base: Omit<h.Row, 'detail' | 'rps'> = { case: 'simulate', backend: '-', p50: 0, p99: 0, errors: 0 }
+    const base: Omit<h.Row, 'detail' | 'rps'> = { case: 'simulate', backend: '-', p50: 0, p99: 0, errors: 0, answers: 0 }
     if (s.note !== '') notes.push(s.note)
     return [
       { ...base, detail: `bare min-heap loop, ${ops.toLocaleString('en')} ops / 1,000 tokens`, rps: ops / (s.heapMs / 1000), note: `${s.heapMs.toFixed(0)} ms` },

@@ -148,10 +148,11 @@ BEGIN
      ORDER BY t.lease_started_at
      LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
-      -- Every token is locked by a concurrent allocation: queue behind the oldest lease.
+      -- Every token is locked by a concurrent allocation: queue behind the oldest lease
+      -- (or a token that was free when that allocation locked it: its committed row has no lease).
       SELECT * INTO v_tok FROM tokens t
-       WHERE NOT t.retired AND t.lease_id IS NOT NULL
-       ORDER BY t.lease_started_at
+       WHERE NOT t.retired
+       ORDER BY t.lease_started_at NULLS FIRST
        LIMIT 1 FOR NO KEY UPDATE;
       IF NOT FOUND THEN
         RAISE EXCEPTION 'token pool is empty' USING ERRCODE = 'P0001';
@@ -210,6 +211,8 @@ DECLARE
   v_stale bigint[];
   v_tokens uuid[];
   v_prior bigint[];
+  v_min integer;
+  v_from double precision;
   v_now timestamptz;
   v_start timestamptz;
   v_granted integer;
@@ -242,11 +245,34 @@ BEGIN
      WHERE u.id = ANY (v_stale) AND u.released_at IS NULL;
   END IF;
 
-  SELECT coalesce(array_agg(f.id), '{}'), coalesce(array_agg(f.lease_id), '{}') INTO v_tokens, v_prior FROM (
-    SELECT t.id, t.lease_id FROM tokens t
-     WHERE NOT t.retired AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= v_now)
-     ORDER BY t.usage_count, t.shuffle
-     LIMIT cardinality(v_new) FOR NO KEY UPDATE SKIP LOCKED) f;
+  -- Rule 4, least-used first with random ties: the free tokens of the lowest count, read
+  -- from a random point of their shuffle order and around. Reading always from the
+  -- lowest shuffle instead walked over the dead index entries of every token granted
+  -- before (they sit exactly there), so each pick got slower with every grant.
+  SELECT t.usage_count INTO v_min FROM tokens t
+   WHERE NOT t.retired AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= v_now)
+   ORDER BY t.usage_count, t.shuffle LIMIT 1;
+  v_tokens := '{}';
+  v_prior := '{}';
+  IF v_min IS NOT NULL THEN
+    v_from := random();
+    SELECT coalesce(array_agg(f.id), '{}'), coalesce(array_agg(f.lease_id), '{}') INTO v_tokens, v_prior FROM (
+      SELECT t.id, t.lease_id FROM tokens t
+       WHERE NOT t.retired AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= v_now)
+         AND t.usage_count = v_min AND t.shuffle >= v_from
+       ORDER BY t.usage_count, t.shuffle
+       LIMIT cardinality(v_new) FOR NO KEY UPDATE SKIP LOCKED) f;
+    IF cardinality(v_tokens) < cardinality(v_new) THEN
+      -- Around from the start of that count, then on to the next counts.
+      SELECT v_tokens || coalesce(array_agg(f.id), '{}'), v_prior || coalesce(array_agg(f.lease_id), '{}')
+        INTO v_tokens, v_prior FROM (
+        SELECT t.id, t.lease_id FROM tokens t
+         WHERE NOT t.retired AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= v_now)
+           AND t.id <> ALL (v_tokens)
+         ORDER BY t.usage_count, t.shuffle
+         LIMIT cardinality(v_new) - cardinality(v_tokens) FOR NO KEY UPDATE SKIP LOCKED) f;
+    END IF;
+  END IF;
   IF cardinality(v_tokens) < cardinality(v_new) AND p_evict THEN
     SELECT v_tokens || coalesce(array_agg(e.id), '{}'), v_prior || coalesce(array_agg(e.lease_id), '{}')
       INTO v_tokens, v_prior FROM (

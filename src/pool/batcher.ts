@@ -7,12 +7,18 @@ interface Waiter<R> {
 /**
  * Group commit for allocations: requests that arrive while earlier batches are in
  * flight are sent together as one statement and one transaction. Under no load a
- * request goes out alone at once, so batching adds no latency; under load it turns
- * N commits into one.
+ * request goes out alone after one turn of the event loop, so batching adds no
+ * timer; under load it turns N commits into one.
+ *
+ * Batches leave on setImmediate, after the loop has read every socket that is ready:
+ * requests parsed in one turn go out together. Draining synchronously instead sent a
+ * batch per request whenever a slot was free, and with PGlite (which blocks the loop
+ * while it runs) batches of one or two: 390 allocations/s against 3,400 (measured).
  */
 export class Batcher<R> {
   private readonly queue: Array<Waiter<R>> = []
   private inFlight = 0
+  private scheduled = false
 
   constructor (
     private readonly run: (keys: string[]) => Promise<Map<string, R>>,
@@ -23,6 +29,15 @@ export class Batcher<R> {
   async submit (key: string): Promise<R> {
     return await new Promise<R>((resolve, reject) => {
       this.queue.push({ key, resolve, reject })
+      this.schedule()
+    })
+  }
+
+  private schedule (): void {
+    if (this.scheduled || this.inFlight >= this.maxInFlight) return
+    this.scheduled = true
+    setImmediate(() => {
+      this.scheduled = false
       this.drain()
     })
   }
@@ -41,7 +56,7 @@ export class Batcher<R> {
         for (const w of batch) w.reject(err)
       }).finally(() => {
         this.inFlight--
-        this.drain()
+        if (this.queue.length > 0) this.schedule()
       })
     }
   }
