@@ -4,6 +4,7 @@ import type { Config } from '../config.js'
 import { buildApp } from '../http/app.js'
 import { TokenPool } from '../pool/pool.js'
 import { openDb } from '../store/open.js'
+import { logLeaseEvents } from './lease-log.js'
 
 /** Runs the service until SIGTERM/SIGINT, then drains in-flight requests and closes the database. */
 export async function serve (config: Config): Promise<void> {
@@ -19,6 +20,7 @@ export async function serve (config: Config): Promise<void> {
     usageWindowHours: config.usageWindowHours,
     onExhausted: config.onExhausted,
   })
+  logLeaseEvents(pool, logger)
   await pool.start()
   const app = await buildApp({ pool, adminToken: config.adminToken, logger, rateLimitPerMinute: config.rateLimitPerMinute })
 
