@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import { CONFIG_FLAGS, ConfigError, loadConfig } from '../config.js'
+import { allocate } from './allocate.js'
+import { clear } from './clear.js'
+import { history } from './history.js'
 import { migrateCommand } from './migrate.js'
+import { release } from './release.js'
 import { serve } from './serve.js'
+import { stats } from './stats.js'
+import { status } from './status.js'
 
 interface Command {
   summary: string
@@ -25,6 +31,13 @@ const COMMANDS: Record<string, Command> = {
   serve: { summary: 'run the service (what npm start runs)', run: withConfig(serve) },
   migrate: { summary: 'apply the schema to DATABASE_URL and exit', run: withConfig(migrateCommand) },
   simulate: { summary: 'run N allocations on an in-memory pool and print usage counts', run: async (argv) => { await (await import('./simulate.js')).simulateCommand(argv) } },
+  // Operator commands: each talks to a running service through the typed client.
+  status,
+  allocate,
+  release,
+  history,
+  clear,
+  stats,
 }
 
 const HELP = `Usage: token-pool <command> [options]

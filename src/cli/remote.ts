@@ -1,0 +1,171 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { TokenPoolClient, TokenPoolError, TokenPoolUnreachableError } from '../client/index.js'
+
+/** Exit codes of the operator commands, the same for each; scripts may rely on them. */
+export const EXIT = {
+  /** done */
+  ok: 0,
+  /** the service answered with an error (the contract's code is printed) */
+  failed: 1,
+  /** bad command line */
+  usage: 2,
+  /** the service could not be reached */
+  unreachable: 3,
+} as const
+
+export const DEFAULT_URL = 'http://127.0.0.1:4000'
+
+export class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>
+
+type Value = string | boolean | Array<string | boolean> | undefined
+
+export interface RemoteContext {
+  client: TokenPoolClient
+  values: Record<string, Value>
+  positionals: string[]
+}
+
+/** What a command prints: `json` for --json (stdout, one document), `text` for people. */
+export interface Output {
+  json: unknown
+  text: string
+}
+
+export interface RemoteCommand {
+  /** e.g. 'release TOKEN --user U' */
+  usage: string
+  summary: string
+  /** extra lines for --help */
+  details?: string
+  options?: Options
+  /** names of the positional arguments, each required */
+  positionals?: string[]
+  run: (ctx: RemoteContext) => Promise<Output>
+}
+
+const COMMON: Options = {
+  url: { type: 'string' },
+  json: { type: 'boolean' },
+  'admin-token': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+}
+
+const COMMON_HELP = `Options:
+  --url URL            the service (default $TOKEN_POOL_URL, else ${DEFAULT_URL})
+  --json               print JSON (the answer's data, or {"error": …}) instead of text
+  --admin-token T      sent as Authorization: Bearer T (default $ADMIN_TOKEN)
+  -h, --help           this help
+
+Exit codes:
+  0  done
+  1  the service answered with an error (its code is printed, e.g. not_holder)
+  2  bad command line
+  3  the service could not be reached`
+
+export function helpOf (name: string, command: RemoteCommand): string {
+  return `Usage: token-pool ${command.usage} [--url URL] [--json]
+
+${command.summary}
+${command.details === undefined ? '' : '\n' + command.details + '\n'}
+${COMMON_HELP}
+`
+}
+
+/**
+ * Turns a command that talks to a running service into `run(argv)`: parses the common
+ * options, prints the answer as text or JSON, and sets the exit code scripts rely on.
+ */
+export function remote (name: string, command: RemoteCommand): (argv: string[]) => Promise<void> {
+  return async (argv) => {
+    let json = argv.includes('--json')
+    try {
+      const { values, positionals } = parse(argv, command)
+      if (values.help === true) {
+        process.stdout.write(helpOf(name, command))
+        return
+      }
+      json = values.json === true
+      const url = str(values.url) ?? nonEmpty(process.env.TOKEN_POOL_URL) ?? DEFAULT_URL
+      if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, not ${JSON.stringify(url)}`)
+      const client = new TokenPoolClient({ url, adminToken: str(values['admin-token']) ?? nonEmpty(process.env.ADMIN_TOKEN) })
+      const output = await command.run({ client, values, positionals })
+      process.stdout.write(json ? JSON.stringify(output.json, null, 2) + '\n' : output.text)
+      process.exitCode = EXIT.ok
+    } catch (err) {
+      process.exitCode = fail(name, command, err, json)
+    }
+  }
+}
+
+function parse (argv: string[], command: RemoteCommand) {
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, options: { ...COMMON, ...command.options }, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  if (parsed.values.help === true) return parsed
+  const wanted = command.positionals ?? []
+  if (parsed.positionals.length < wanted.length) throw new UsageError(`missing ${wanted.slice(parsed.positionals.length).join(' ')}`)
+  if (parsed.positionals.length > wanted.length) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[wanted.length])}`)
+  return parsed
+}
+
+function fail (name: string, command: RemoteCommand, err: unknown, json: boolean): number {
+  const print = (body: unknown, line: string) => {
+    if (json) process.stdout.write(JSON.stringify(body, null, 2) + '\n')
+    else process.stderr.write(line + '\n')
+  }
+  if (err instanceof UsageError) {
+    process.stderr.write(`token-pool ${name}: ${err.message}\n\n${helpOf(name, command)}`)
+    return EXIT.usage
+  }
+  if (err instanceof TokenPoolError) {
+    print({ error: { code: err.code, message: err.message, details: err.details, status: err.status, retry_after_seconds: err.retryAfterSeconds } },
+      `token-pool ${name}: ${err.code}: ${err.message}` +
+      (err.retryAfterSeconds === undefined ? '' : ` (retry after ${err.retryAfterSeconds} s)`) +
+      (err.requestId === undefined ? '' : ` [request ${err.requestId}]`))
+    return EXIT.failed
+  }
+  if (err instanceof TokenPoolUnreachableError) {
+    print({ error: { code: 'unreachable', message: err.message } }, `token-pool ${name}: ${err.message}`)
+    return EXIT.unreachable
+  }
+  throw err
+}
+
+const str = (v: Value) => (typeof v === 'string' ? v : undefined)
+const nonEmpty = (v: string | undefined) => (v === undefined || v === '' ? undefined : v)
+
+/** A flag's value that the command needs: a usage error when absent. */
+export function required (values: RemoteContext['values'], flag: string): string {
+  const v = values[flag]
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${flag} is required`)
+  return v
+}
+
+/** Rows as aligned columns under a header, for a terminal. */
+export function table (header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd()
+  return [line(header), ...rows.map(line)].join('\n') + '\n'
+}
+
+/** "1h 02m", "1m 53s", "7s": whole seconds, for people. */
+export function duration (ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000))
+  const h = Math.floor(s / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  const sec = s % 60
+  if (h > 0) return `${h}h ${String(m).padStart(2, '0')}m`
+  if (m > 0) return `${m}m ${String(sec).padStart(2, '0')}s`
+  return `${sec}s`
+}
+
+/** Key/value lines, keys aligned. */
+export function fields (pairs: Array<[string, string]>): string {
+  const width = Math.max(...pairs.map(([k]) => k.length))
+  return pairs.map(([k, v]) => `${(k + ':').padEnd(width + 1)}  ${v}`).join('\n') + '\n'
+}
