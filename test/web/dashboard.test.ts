@@ -11,7 +11,7 @@ import { build } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
 
 // Page functions run in the browser; the project compiles without the DOM library.
-declare const document: { getElementById: (id: string) => { textContent: string | null } | null, querySelector: (s: string) => { getAttribute: (a: string) => string | null } | null, querySelectorAll: (s: string) => { length: number }, documentElement: { scrollWidth: number, clientWidth: number } }
+declare const document: { getElementById: (id: string) => { textContent: string | null } | null, querySelector: (s: string) => { getAttribute: (a: string) => string | null } | null, querySelectorAll: (s: string) => ArrayLike<{ getAttribute: (a: string) => string | null }> & Iterable<{ getAttribute: (a: string) => string | null }>, documentElement: { scrollWidth: number, clientWidth: number } }
 declare const window: unknown
 
 // Debian's chromium, never a downloaded browser. CI installs it: apt-get install -y chromium
@@ -105,8 +105,9 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     await page.fill('#user-id', mine)
     await page.click('button[type=submit]')
     await page.locator('#feedback', { hasText: `leased to ${mine.slice(0, 8)}` }).waitFor(SEEN)
-    const [myToken] = await page.locator('.cell[data-status=active]').evaluateAll((cells, m) =>
-      cells.filter((c) => (c.getAttribute('aria-label') ?? '').includes(m as string)).map((c) => c.getAttribute('data-id')), mine)
+    // The cell is drawn on the next animation frame after the feedback line: wait for it.
+    const myToken = await (await page.waitForFunction((m) =>
+      [...document.querySelectorAll('.cell[data-status=active]')].find((c) => (c.getAttribute('aria-label') ?? '').includes(m))?.getAttribute('data-id'), mine, SEEN)).jsonValue() as string
     assert.ok(myToken)
 
     // One tab stop for the grid; arrow keys move between cells.
