@@ -199,6 +199,11 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     await page.click('#history-more')
     await page.waitForFunction(() => document.querySelectorAll('#history tbody tr').length === 23, undefined, SEEN)
     assert.equal(await page.locator('#history-more').isHidden(), true)
+    // A new lease on the open token shows in its history without a click.
+    const next = randomUUID()
+    await post('/api/tokens/allocate', { user_id: next })
+    await page.locator('#history tbody tr:first-child td', { hasText: next.slice(0, 8) }).waitFor(SEEN)
+    assert.equal(await page.locator('#history tbody tr:first-child td').nth(3).textContent(), 'active')
   })
 
   test('a lease shows as ended when its countdown reaches 0, with no event and no re-sync', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {

@@ -163,8 +163,9 @@ function tick () {
   // Leases end at their own expires_at, with or without an event.
   const expired = model.expire(now())
   const t = now()
-  if (model.windowResetsAt && t >= model.windowResetsAt + 1000) resync() // counts went back to 0
-  const every = liveState === 'live' ? RESYNC_LIVE_MS : RESYNC_OFFLINE_MS
+  // Counts went back to 0 at the window's end: fetch them (again every 5 s until the server has rolled it).
+  const windowEnded = model.windowResetsAt && t >= model.windowResetsAt + 1000
+  const every = liveState === 'live' && !windowEnded ? RESYNC_LIVE_MS : RESYNC_OFFLINE_MS
   if (Date.now() - lastSync >= every) {
     lastSync = Date.now()
     resync()
@@ -177,11 +178,17 @@ function tick () {
 
 let detailsIndex = -1
 let historyCursor = null
+/** bumped by every reload, so an answer for an older view of the history is dropped */
+let historySeq = 0
+/** the lease the shown history was loaded for: a new one, an end or an expiry reloads it */
+let historyLease = ''
+let historyTimer = 0
 
 async function openDetails (index) {
   const t = model.tokens[index]
   if (!t) return
   detailsIndex = index
+  historyLease = leaseKey(t)
   grid.select(index)
   const panel = $('details')
   panel.hidden = false
@@ -190,12 +197,22 @@ async function openDetails (index) {
   invalidate(false)
   $('details-title').focus()
   if (window.matchMedia('(max-width: 60rem)').matches) panel.scrollIntoView({ behavior: 'smooth', block: 'start' })
-  $('history').tBodies[0].replaceChildren()
+  await reloadHistory()
+}
+
+const leaseKey = (t) => `${t.id}|${t.status}|${t.user}|${t.startedAt}`
+
+async function reloadHistory () {
+  const t = model.tokens[detailsIndex]
+  if (!t) return
+  historySeq++
   historyCursor = null
+  $('history').tBodies[0].replaceChildren()
   await loadHistory(t.id, true)
 }
 
 function closeDetails () {
+  clearTimeout(historyTimer)
   $('details').hidden = true
   detailsIndex = -1
   grid.select(-1)
@@ -213,6 +230,12 @@ function renderDetails () {
   const key = [t.id, t.status, t.user, t.startedAt, t.usage, least, left].join('|')
   if (key === detailsKey) return
   detailsKey = key
+  if (leaseKey(t) !== historyLease) {
+    historyLease = leaseKey(t)
+    // Events come in bursts: one reload for the lot.
+    clearTimeout(historyTimer)
+    historyTimer = setTimeout(reloadHistory, 300)
+  }
   const rows = [
     ['Id', t.id, 'mono'],
     ['Status', t.status === 'active' ? 'leased' : 'available'],
@@ -238,11 +261,12 @@ function renderDetails () {
 async function loadHistory (tokenId, first) {
   const more = $('history-more')
   more.disabled = true
+  const seq = historySeq
   try {
     const q = new URLSearchParams({ limit: String(HISTORY_PAGE) })
     if (historyCursor) q.set('cursor', historyCursor)
     const { data, meta } = await api(`/api/tokens/${tokenId}/history?${q}`)
-    if (model.tokens[detailsIndex]?.id !== tokenId) return // another token was opened meanwhile
+    if (seq !== historySeq || model.tokens[detailsIndex]?.id !== tokenId) return // a newer view was asked for meanwhile
     const body = $('history').tBodies[0]
     for (const u of data.usages) {
       const tr = document.createElement('tr')
@@ -296,9 +320,6 @@ async function release () {
     model.applyEnded(data)
     invalidate()
     say(`Token ${t.n} released by ${shortId(data.user_id)}.`)
-    historyCursor = null
-    $('history').tBodies[0].replaceChildren()
-    await loadHistory(t.id, true)
   } catch (err) {
     say(`Release failed: ${describeError(err)}`, 'error')
     resync()
