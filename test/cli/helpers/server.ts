@@ -1,0 +1,76 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url))
+
+export interface Server {
+  url: string
+  /** everything the server wrote to stdout so far */
+  output: () => string
+  stop: () => Promise<void>
+}
+
+/**
+ * `token-pool serve` as its own process on an in-memory PGlite, as an operator runs it.
+ * Resolves once it says it listens. `wrap` runs it under another program (e.g. `script` for a terminal).
+ */
+export async function startServer (port: number, env: Record<string, string> = {}, wrap?: (argv: string[]) => string[]): Promise<Server> {
+  const argv = [process.execPath, '--import', 'tsx', MAIN, 'serve']
+  const [cmd, ...args] = wrap === undefined ? argv : wrap(argv)
+  const child = spawn(cmd!, args, {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: 'memory://', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+  })
+  let out = ''
+  let err = ''
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString() })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const url = `http://127.0.0.1:${port}`
+  // Ready when /readyz answers: log lines may be pretty, JSON or filtered out by LOG_LEVEL.
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}: ${err}${out}`)
+    try {
+      if ((await fetch(url + '/readyz')).ok) break
+    } catch {}
+    if (i > 600) throw new Error(`server not ready after 60 s: ${err}${out}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return {
+    url,
+    output: () => out,
+    stop: async () => { await stop(child, exited) },
+  }
+}
+
+async function stop (child: ChildProcess, exited: Promise<void>): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return
+  // Its own process group (detached): a wrapper and the server inside it both get the signal.
+  process.kill(-child.pid, 'SIGTERM')
+  const timer = setTimeout(() => { if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL') }, 15_000)
+  await exited
+  clearTimeout(timer)
+}
+
+export interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** One `token-pool …` command as a subprocess, as a script would run it. */
+export function cli (args: string[], env: Record<string, string | undefined> = {}): Run {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: ROOT,
+    env: defined({ ...process.env, TOKEN_POOL_URL: undefined, ADMIN_TOKEN: undefined, ...env }),
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+const defined = (env: Record<string, string | undefined>) =>
+  Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))
