@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { freshPglite, freshPostgres, integrity, readDatabase, type Integrity } from './db.js'
+import { freshPglite, freshPostgres, integrity, provisionPostgres, readDatabase, type Integrity } from './db.js'
 import type { LoadResult, LoadSpec } from './load.js'
 import { sampleRss, startServer, type Server } from './servers.js'
 
@@ -57,11 +57,11 @@ async function freshDb (backend: Backend, name: string, database = 'token_pool_b
   return backend === 'postgres' ? await freshPostgres(database) : freshPglite(join(tmpdir(), database, name))
 }
 
-export async function ceiling (o: RunOptions): Promise<Row> {
+export async function ceiling (o: RunOptions, label = 'ceiling'): Promise<Row> {
   const server = await startServer({ port: o.port, databaseUrl: 'memory://', poolSize: 1, ceiling: true })
   try {
     const r = await load({ kind: 'allocate', urls: [server.url], connections: o.connections, seconds: o.seconds, warmupSeconds: o.warmupSeconds })
-    return row('ceiling', '-', 'Fastify route, same schemas, no database', r)
+    return row(label, '-', 'Fastify route, same schemas, no database', r)
   } finally {
     await server.stop()
   }
@@ -90,6 +90,7 @@ export interface AllocateOptions extends RunOptions {
 export async function allocate (o: AllocateOptions): Promise<Row> {
   const nodes = o.nodes ?? 1
   const url = await freshDb(o.backend, `allocate-${o.poolSize}`, o.database)
+  if (o.backend === 'postgres') await provisionPostgres(url, o.poolSize)
   const servers: Server[] = []
   try {
     for (let i = 0; i < nodes; i++) servers.push(await startServer({ port: o.port + i, databaseUrl: url, poolSize: o.poolSize, env: o.env }))
@@ -101,6 +102,7 @@ export async function allocate (o: AllocateOptions): Promise<Row> {
     return {
       ...row(o.label ?? 'allocate', o.backend, `pool ${o.poolSize.toLocaleString('en')}${nodes > 1 ? `, ${nodes} processes` : ''}`, r),
       rssMb: mem.maxMb,
+      note: `RSS ${mem.firstMb} → ${mem.lastMb} MB (max ${mem.maxMb})`,
       check: checkText(check, r.ok + (r.warmupOk ?? 0)),
     }
   } finally {
@@ -137,7 +139,7 @@ export async function read (o: ReadOptions): Promise<{ rows: Row[], loadSeconds:
     url = await freshPostgres('token_pool_bench')
     tokenIds = []
   } else {
-    const data = await readDatabase('token_pool_bench_read', o.rows, o.tokens)
+    const data = await readDatabase(`token_pool_bench_read_${o.rows}`, o.rows, o.tokens)
     url = data.url
     tokenIds = data.tokens
     loadSeconds = data.loadSeconds

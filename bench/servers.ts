@@ -4,6 +4,9 @@ import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
+/** Whether servers run from the build (dist/, what `npm start` runs) rather than from src/ through tsx. */
+export const runFrom = { dist: false }
+
 export interface Server {
   url: string
   pid: number
@@ -23,8 +26,9 @@ export interface ServeOptions {
 
 /** Starts `token-pool serve` (or the ceiling) as its own process and waits until it answers /readyz. */
 export async function startServer (opts: ServeOptions): Promise<Server> {
-  const entry = opts.ceiling === true ? 'bench/ceiling.ts' : 'src/cli/main.ts'
-  const args = ['--import', 'tsx', entry, ...(opts.ceiling === true ? [] : ['serve'])]
+  const args = opts.ceiling === true
+    ? ['--import', 'tsx', 'bench/ceiling.ts']
+    : runFrom.dist ? ['dist/cli/main.js', 'serve'] : ['--import', 'tsx', 'src/cli/main.ts', 'serve']
   let stderr = ''
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
