@@ -376,6 +376,7 @@ $('clear-all').addEventListener('click', clearAll)
 $('release').addEventListener('click', release)
 $('details-close').addEventListener('click', closeDetails)
 $('history-more').addEventListener('click', () => { const t = model.tokens[detailsIndex]; if (t) loadHistory(t.id, false) })
+window.addEventListener('resize', () => invalidate())
 document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !$('details').hidden && !$('admin-dialog').open) closeDetails() })
 
 connect()

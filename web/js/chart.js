@@ -18,7 +18,8 @@ export function drawChart (root, dist, total) {
   for (const [count, tokens] of dist) bins[Math.floor((count - lo) / width)].tokens += tokens
   const peak = Math.max(...bins.map((b) => b.tokens))
 
-  const W = 600
+  // Drawn at the box's own width, so the labels keep their size on a phone.
+  const W = Math.max(280, Math.min(900, root.clientWidth || 600))
   const H = 180
   const pad = { l: 36, r: 8, t: 18, b: 34 }
   const bw = (W - pad.l - pad.r) / bins.length

@@ -28,6 +28,12 @@ export class Grid {
   build (tokens) {
     this.compact = tokens.length > COMPACT_OVER
     this.root.classList.toggle('compact', this.compact)
+    const help = document.getElementById('grid-help')
+    if (help) {
+      help.textContent = this.compact
+        ? 'A large pool: each square is a token (hover or focus it for a summary). Arrow keys move; Enter opens one.'
+        : 'Arrow keys move between tokens; Enter opens one. Each cell shows its number, uses in this window, holder and time left.'
+    }
     const frag = document.createDocumentFragment()
     this.cells = tokens.map((t, i) => {
       const b = document.createElement('button')
