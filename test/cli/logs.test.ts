@@ -25,7 +25,7 @@ test('piped (not a terminal): JSON lines; one per request with the incoming x-re
   const res = await post(server.url + '/api/tokens/allocate', { user_id: user }, { 'x-request-id': 'trace-abc-123' })
   assert.equal(res.status, 200)
   assert.equal(res.headers.get('x-request-id'), 'trace-abc-123')
-  const lease = (await res.json()).data
+  const lease = ((await res.json()) as { data: { token_id: string, lease_id: number } }).data
 
   const request = await logged(server.output, (l) => l.reqId === 'trace-abc-123')
   assert.equal(request.msg, 'request')
