@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, test } from 'node:test'
 
@@ -113,6 +116,19 @@ describe('token-pool simulate', () => {
     assert.equal(result.counts.reduce((a: number, b: number) => a + b, 0), 25)
     assert.deepEqual(result.summary, { min: 2, max: 3, mean: 2.5, spread: 1 })
     assert.deepEqual(result.least_used, result.counts.flatMap((c: number, i: number) => (c === 2 ? [i + 1] : [])))
+  })
+
+  test('on a terminal, a progress bar goes to stderr and the report stays clean', { skip: !existsSync('/usr/bin/script') && 'needs script(1) for a pseudo-terminal' }, () => {
+    // script(1) gives the command a pseudo-terminal; stdout goes to a file, so only stderr is the terminal's.
+    const out = join(tmpdir(), `token-pool-simulate-${process.pid}.out`)
+    const run = spawnSync('/usr/bin/script', ['-qec', `"${process.execPath}" --import tsx "${MAIN}" simulate 200000 --tokens 10 --seed 1 > ${out}`, '/dev/null'], { encoding: 'utf8' })
+    assert.equal(run.status, 0, run.stderr)
+    assert.match(run.stdout, /\[#+\] 100%/)
+    assert.match(run.stdout, /Simulated 200000 operations in \d+ ms/)
+    const report = readFileSync(out, 'utf8')
+    rmSync(out, { force: true })
+    assert.ok(report.startsWith('Starting simulation with 200000 operations...\n'))
+    assert.doesNotMatch(report, /%|\r/)
   })
 
   test('one million operations over 1,000 tokens leave every token used exactly 1,000 times', async () => {
