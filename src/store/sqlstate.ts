@@ -20,6 +20,10 @@ export function translateDbError (err: unknown): PoolError | unknown {
   if ((code !== undefined && (UNAVAILABLE.test(code) || NETWORK.has(code) || code === '57014')) || UNAVAILABLE_MESSAGES.test(message)) {
     return new PoolError('unavailable', 'The database is unavailable; nothing was changed. Try again shortly.', { cause: err, retryAfterSeconds: 1 })
   }
+  if (isRetryable(err)) {
+    // A race still lost after every retry: say so plainly rather than answer 500.
+    return new PoolError('unavailable', 'The pool is too busy to settle this request; nothing was changed. Try again.', { cause: err, retryAfterSeconds: 1 })
+  }
   return err
 }
 
