@@ -45,6 +45,9 @@ export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, 
     genReqId: () => randomUUID(),
     logController: new OneLinePerRequest(),
     frameworkErrors,
+    // While draining, a request already on an open connection is served (then the connection
+    // closes) rather than answered with Fastify's own 503 body; see plugins/security.ts.
+    return503OnClosing: false,
     ajv: {
       // Coerce query strings ("limit=5"), but never arrays to scalars: ["<uuid>"] is not a user id.
       customOptions: { coerceTypes: true, allErrors: false },

@@ -41,7 +41,7 @@ export class EventFeed {
 
   constructor (private readonly db: Db, opts: FeedOptions = {}) {
     this.pollIntervalMs = opts.pollIntervalMs ?? 1000
-    this.keep = opts.keep ?? 10_000
+    this.keep = opts.keep ?? 100_000
     this.pruneIntervalMs = opts.pruneIntervalMs ?? 60_000
   }
 

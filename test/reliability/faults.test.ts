@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
+import { request } from 'node:http'
 import { test, type TestContext } from 'node:test'
 import { describeMultiConnection, POSTGRES_URL } from '../helpers/db.js'
 import { SseClient } from './helpers/sse.js'
 import { DbProxy } from './helpers/proxy.js'
-import { call, lostLeases, overlapping, sharedSchema, startNode, type Acknowledged, type Answer, type Node, type SharedSchema } from './helpers/nodes.js'
+import { call, lostLeases, mirrorMismatches, overlapping, sharedSchema, startNode, type Acknowledged, type Answer, type Node, type SharedSchema } from './helpers/nodes.js'
 
 const sleep = async (ms: number) => await new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -33,6 +34,24 @@ function load (nodes: Node[], users: number, onAnswer: (res: Answer, node: Node)
     }
   }))
   return { stop: async () => { state.running = false; await done; return requests } }
+}
+
+/** A POST on a fresh connection; `sent` resolves once the whole request is written. */
+function post (url: string, body: unknown): { sent: Promise<void>, answer: Promise<Answer> } {
+  let sent!: () => void
+  const sentP = new Promise<void>((resolve) => { sent = resolve })
+  const answer = new Promise<Answer>((resolve) => {
+    const req = request(url, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { text += d })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text), headers: new Headers() }) })
+    })
+    req.on('error', (err) => { sent(); resolve({ status: 0, body: { error: String(err) }, headers: new Headers() }) })
+    req.on('finish', () => { sent() })
+    req.end(JSON.stringify(body))
+  })
+  return { sent: sentP, answer }
 }
 
 async function eventually<T> (probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
@@ -170,7 +189,10 @@ describeMultiConnection('faults', () => {
     })
     await held
     const users = Array.from({ length: 20 }, () => randomUUID())
-    const inFlight = users.map(async (user) => await call(`${n.url}/api/tokens/allocate`, 'POST', { user_id: user }, 30_000))
+    // Each on a connection of its own, and wholly sent before SIGTERM: surely in flight.
+    const requests = users.map((user) => post(`${n.url}/api/tokens/allocate`, { user_id: user }))
+    await Promise.all(requests.map(async (r) => await r.sent))
+    const inFlight = requests.map(async (r) => await r.answer)
     await eventually(async () => {
       const [row] = await s.db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [tag])
       return (row?.n ?? 0) > 0 ? true : undefined
@@ -183,10 +205,16 @@ describeMultiConnection('faults', () => {
     unlock()
     await locker
 
+    // A request the server had taken in is answered; one still in the listen backlog when the
+    // listener closed is reset by the kernel, before any work: never an error answer, never a hang.
     const answers = await Promise.all(inFlight)
-    for (const a of answers) assert.equal(a.status, 200, JSON.stringify(a.body))
+    const served = answers.filter((a) => a.status === 200)
+    for (const a of answers) assert.ok(a.status === 200 || a.status === 0, JSON.stringify(a.body))
+    assert.ok(served.length >= 1, 'the allocations waiting in the database when SIGTERM came were finished')
     assert.equal(await n.exited, 0, n.output())
-    assert.deepEqual(await lostLeases(s.db, answers.map((a) => a.body.data)), [])
+    assert.deepEqual(await lostLeases(s.db, served.map((a) => a.body.data)), [])
+    const [row] = await s.db.query<{ n: number }>('SELECT count(*)::int AS n FROM usages WHERE user_id = ANY($1::uuid[])', [users])
+    assert.equal(row!.n, served.length, 'nothing done for a request that was not answered')
     await eventually(async () => {
       const rows = await s.db.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [tag])
       return rows.length === 0 ? true : undefined
@@ -216,6 +244,7 @@ describeMultiConnection('faults', () => {
     assert.deepEqual(await overlapping(s.db), [])
     assert.deepEqual(await lostLeases(s.db, acked), [])
     assert.ok(ackedByKilled > 0, 'the killed node had acknowledged leases')
+    assert.deepEqual(await mirrorMismatches(s.db), [], 'nothing half-written')
     // Restarted on the same port, it hands a user the lease it already holds.
     const again = await node(t, 'k0b', 4335, url)
     const last = acked.at(-1)!

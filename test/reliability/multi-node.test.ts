@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import { describeMultiConnection, POSTGRES_URL } from '../helpers/db.js'
 import { SseClient } from './helpers/sse.js'
-import { call, inParallel, lostLeases, overlapping, sharedSchema, startNode, type Acknowledged, type Node } from './helpers/nodes.js'
+import { call, inParallel, lostLeases, mirrorMismatches, overlapping, sharedSchema, startNode, type Acknowledged, type Node } from './helpers/nodes.js'
 
 const PORTS = [4320, 4321, 4322]
 
@@ -41,6 +41,7 @@ describeMultiConnection('three server processes on one PostgreSQL', () => {
 
     assert.deepEqual(await overlapping(shared.db), [], 'no token had two holders')
     assert.deepEqual(await lostLeases(shared.db, acked), [], 'every acknowledged lease is in the history as answered')
+    assert.deepEqual(await mirrorMismatches(shared.db), [], 'every token agrees with its usage')
     const distinct = [...new Map(acked.map((a) => [a.lease_id, a])).values()]
     // Every node's stream carries every lease granted by any node.
     for (const s of streams) {

@@ -2,6 +2,7 @@ import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Socket } from 'node:net'
 import { PoolError } from '../../domain/errors.js'
 import { sendError } from './errors.js'
 
@@ -13,9 +14,12 @@ export interface SecurityOptions {
 /** ms a client may take to send its headers, and its whole request: a slow sender can't hold a socket. */
 export const HEADERS_TIMEOUT_MS = 10_000
 export const REQUEST_TIMEOUT_MS = 30_000
+const FIRST_REQUEST_GRACE_MS = 1000
 
-/** Security headers, rate limiting and socket timeouts; registered right after the error handler. */
+/** Security headers, rate limiting, socket timeouts and a prompt drain; registered right after the error handler. */
 export default fp(async function security (app: FastifyInstance, { rateLimitPerMinute = 0 }: SecurityOptions) {
+  drainOnClose(app)
+
   await app.register(helmet, {
     // The dashboard and Swagger UI come from this same origin: their own scripts, styles and
     // images load; nothing from elsewhere, no inline script. Swagger UI sets inline styles.
@@ -48,14 +52,43 @@ export default fp(async function security (app: FastifyInstance, { rateLimitPerM
 
   app.server.headersTimeout = HEADERS_TIMEOUT_MS
   app.server.requestTimeout = REQUEST_TIMEOUT_MS
-
-  // Draining: server.close() drops only the keep-alive connections idle at that moment; one
-  // busy then would idle on for keepAliveTimeout and hold the exit. Answers sent once closing
-  // has begun end their connection instead.
-  let closing = false
-  app.addHook('preClose', async () => { closing = true })
-  app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
 }, { name: 'security', dependencies: ['errors'] })
+
+/**
+ * A prompt drain. server.close() drops only the keep-alive connections idle at that moment:
+ * one busy then, or one opened that never sent a request, would hold the exit for its
+ * timeout. So once closing, answers end their connection, and every socket is closed as
+ * soon as it has no request in flight (one that has not sent its first request yet gets
+ * FIRST_REQUEST_GRACE_MS to do so: its request may be on the way).
+ */
+function drainOnClose (app: FastifyInstance): void {
+  const sockets = new Set<Socket>()
+  const busy = new Map<Socket, number>()
+  let closing = false
+  const closeIfIdle = (socket: Socket) => {
+    if (!closing || (busy.get(socket) ?? 0) > 0) return
+    if (busy.has(socket)) socket.destroy()
+    else setTimeout(() => { if (!busy.has(socket)) socket.destroy() }, FIRST_REQUEST_GRACE_MS).unref()
+  }
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => { sockets.delete(socket); busy.delete(socket) })
+  })
+  app.addHook('onRequest', async (request) => {
+    const socket = request.raw.socket
+    busy.set(socket, (busy.get(socket) ?? 0) + 1)
+  })
+  app.addHook('onResponse', async (request) => {
+    const socket = request.raw.socket
+    busy.set(socket, Math.max(0, (busy.get(socket) ?? 1) - 1))
+    closeIfIdle(socket)
+  })
+  app.addHook('preClose', async () => {
+    closing = true
+    for (const socket of sockets) closeIfIdle(socket)
+  })
+  app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
+}
 
 /**
  * Fastify's own early failures, which skip the error handler (a malformed %-escape, a path

@@ -1,4 +1,6 @@
+import type { ServerResponse } from 'node:http'
 import { PassThrough } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { EventFeed, type StreamEvent } from '../../pool/events.js'
@@ -18,15 +20,23 @@ export interface EventRoutesOptions {
 // A client this far behind is dropped; it reconnects with Last-Event-ID and reads the rest from the table.
 const MAX_BUFFERED = 1024 * 1024
 const EVENT_ID = '^[0-9]{1,15}$'
+const CLOSE_GRACE_MS = 1000
 
 /** Server-sent events: every change by any node sharing the database, replayable by id. */
 const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, opts) => {
   const feed = opts.feed ?? new EventFeed(opts.pool.db)
   const heartbeatMs = opts.heartbeatMs ?? 15_000
-  const streams = new Set<PassThrough>()
+  const streams = new Map<PassThrough, ServerResponse>()
 
-  // Open streams would hold app.close() forever: end them first, then stop the feed.
-  app.addHook('preClose', async () => { for (const s of streams) s.end() })
+  // Open streams would hold app.close() forever: end each, give it a moment to flush, then
+  // free its socket (a client that stopped reading would otherwise keep it), then stop the feed.
+  app.addHook('preClose', async () => {
+    await Promise.all([...streams].map(async ([stream, res]) => {
+      const flushed = new Promise((resolve) => { res.once('close', resolve).once('finish', resolve) })
+      stream.end()
+      await Promise.race([flushed, sleep(CLOSE_GRACE_MS)])
+    }))
+  })
   if (opts.feed === undefined) app.addHook('onClose', async () => { await feed.close() })
 
   app.get('/api/events', {
@@ -62,20 +72,33 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
       throw translateDbError(err)
     }
     const heartbeat = setInterval(() => { stream.write(': heartbeat\n\n') }, heartbeatMs)
+    const res = reply.raw
+    let stopped = false
     const stop = () => {
+      if (stopped) return
+      stopped = true
       clearInterval(heartbeat)
       unsubscribe()
       streams.delete(stream)
       stream.end()
+      // The socket carries this stream only: free it once the stream has flushed, or soon
+      // anyway, so that a client that left or stopped reading can't hold app.close().
+      const free = () => { res.socket?.destroy() }
+      res.once('finish', free)
+      setTimeout(free, CLOSE_GRACE_MS).unref()
     }
-    streams.add(stream)
+    streams.set(stream, res)
     stream.on('close', stop)
     stream.on('finish', stop)
     request.raw.on('close', stop)
+    res.on('close', stop)
+    request.raw.socket.once('end', stop)
     return reply
       .header('content-type', 'text/event-stream; charset=utf-8')
       .header('cache-control', 'no-cache, no-transform')
       .header('x-accel-buffering', 'no')
+      // Never reused once the stream ends, so that ending it (as app.close() does) frees the socket.
+      .header('connection', 'close')
       .send(stream)
   })
 }

@@ -11,11 +11,12 @@ export class SseClient {
   ended = false
   private readonly waiters = new Set<() => void>()
 
-  private constructor (private readonly abort: AbortController) {}
+  private constructor (private readonly abort: AbortController, private readonly onEvent?: (e: SseEvent) => void) {}
 
-  static async open (url: string, headers: Record<string, string> = {}): Promise<SseClient> {
+  /** With onEvent, events go there and are not kept (long runs); without, they collect in `events`. */
+  static async open (url: string, headers: Record<string, string> = {}, onEvent?: (e: SseEvent) => void): Promise<SseClient> {
     const abort = new AbortController()
-    const client = new SseClient(abort)
+    const client = new SseClient(abort, onEvent)
     const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: abort.signal })
     if (res.status !== 200 || res.body === null) {
       throw new Error(`GET ${url} answered ${res.status}: ${await res.text()}`)
@@ -98,6 +99,8 @@ export class SseClient {
       else if (field === 'event') e.event = value
       else if (field === 'data') { e.data += (hasData ? '\n' : '') + value; hasData = true }
     }
-    if (hasData) this.events.push(e)
+    if (!hasData) return
+    if (this.onEvent !== undefined) this.onEvent(e)
+    else this.events.push(e)
   }
 }
