@@ -8,6 +8,8 @@ import { test } from 'node:test'
 import { describeEachBackend, postgresUrlFor, testDb } from '../helpers/db.js'
 import { postJson, startServer } from '../helpers/server.js'
 
+const getJson = async (url: string): Promise<any> => await (await fetch(url)).json()
+
 describeEachBackend('a process killed with SIGKILL and started again', (backend) => {
   test('loses no acknowledged lease, leaves no token stuck, and shows leases that ran out meanwhile as expired', async (t) => {
     let databaseUrl: string
@@ -29,18 +31,18 @@ describeEachBackend('a process killed with SIGKILL and started again', (backend)
       assert.equal(res.status, 200)
       return res.body.data
     }))
-    const ids = (await (await fetch(`${first.url}/api/tokens`)).json()).data.map((x: { id: string }) => x.id)
+    const ids = (await getJson(`${first.url}/api/tokens`)).data.map((x: { id: string }) => x.id)
     first.child.kill('SIGKILL')
     assert.equal(await first.exited, 'SIGKILL')
 
     const second = await startServer(env)
     t.after(() => { second.child.kill('SIGKILL') })
-    const list = await (await fetch(`${second.url}/api/tokens`)).json()
+    const list = await getJson(`${second.url}/api/tokens`)
     assert.deepEqual(list.data.map((x: { id: string }) => x.id), ids, 'same ids after the restart')
     assert.equal(list.meta.active, 0, 'no token stuck: every lease ran out while down')
 
     for (const lease of acknowledged) {
-      const history = (await (await fetch(`${second.url}/api/tokens/${lease.token_id}/history?limit=500`)).json()).data.usages
+      const history = (await getJson(`${second.url}/api/tokens/${lease.token_id}/history?limit=500`)).data.usages
       const usage = history.find((u: { user_id: string }) => u.user_id === lease.user_id)
       assert.ok(usage, `acknowledged lease of ${lease.user_id} survived`)
       assert.equal(usage.started_at, lease.started_at)

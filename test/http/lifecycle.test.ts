@@ -85,7 +85,7 @@ describeEachBackend('lease lifecycle', (backend) => {
     let cursor: string | null = null
     let pages = 0
     do {
-      const res = await app.inject(`/api/tokens/${tokenId}/history?limit=3${cursor === null ? '' : `&cursor=${cursor}`}`)
+      const res: { statusCode: number, json: () => any } = await app.inject(`/api/tokens/${tokenId}/history?limit=3${cursor === null ? '' : `&cursor=${cursor}`}`)
       assert.equal(res.statusCode, 200)
       const body = res.json()
       assert.equal(body.data.token_id, tokenId)
