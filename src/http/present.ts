@@ -18,7 +18,14 @@ export function lease (l: domain.Lease): api.LeaseJson {
 }
 
 export function endedLease (l: domain.EndedLease): api.EndedLeaseJson {
-  return { token_id: l.tokenId, user_id: l.userId, started_at: iso(l.startedAt), released_at: iso(l.releasedAt), release_reason: l.releaseReason }
+  return {
+    token_id: l.tokenId,
+    lease_id: l.leaseId,
+    user_id: l.userId,
+    started_at: iso(l.startedAt),
+    released_at: iso(l.releasedAt),
+    release_reason: l.releaseReason,
+  }
 }
 
 export function tokenSummary (t: domain.TokenView): api.TokenSummaryJson {

@@ -15,7 +15,7 @@ describeEachBackend('lease lifecycle', (backend) => {
     assert.equal(res.statusCode, 200)
     const data = res.json().data
     assert.deepEqual({ ...data, released_at: 'x' }, {
-      token_id: lease.token_id, user_id: lease.user_id, started_at: lease.started_at, released_at: 'x', release_reason: 'released',
+      token_id: lease.token_id, lease_id: lease.lease_id, user_id: lease.user_id, started_at: lease.started_at, released_at: 'x', release_reason: 'released',
     })
     assert.ok(Date.parse(data.released_at) >= Date.parse(lease.started_at))
     const token = (await app.inject(`/api/tokens/${lease.token_id}`)).json().data

@@ -15,6 +15,7 @@ export type LeaseJson = Static<typeof Lease>
 
 export const EndedLease = Type.Object({
   token_id: Uuid('the token'),
+  lease_id: Type.Integer({ description: 'the lease that ended (its fencing token)' }),
   user_id: Uuid('who held it'),
   started_at: Timestamp('when the lease was granted'),
   released_at: Timestamp('when it ended'),
