@@ -17,7 +17,8 @@ declare const window: unknown
 // Debian's chromium, never a downloaded browser. CI installs it: apt-get install -y chromium
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SKIP = process.env.SKIP_BROWSER === '1'
-const SCREENSHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url))
+// Screenshots land in test/artifacts; UPDATE_SCREENSHOTS=1 refreshes the README's copies instead.
+const SCREENSHOTS = fileURLToPath(new URL(process.env.UPDATE_SCREENSHOTS === '1' ? '../../docs/screenshots/' : '../artifacts/', import.meta.url))
 // Long enough for a slow CI machine; a healthy run sees each change within a second.
 const SEEN = { timeout: 10_000 }
 
