@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
 import { TokenPoolClient, TokenPoolError, TokenPoolUnreachableError, type Lease, type PoolEvent, type Usage } from '../../src/client/index.js'
-import type { PoolOptions } from '../../src/pool/pool.js'
+import { buildApp } from '../../src/http/app.js'
+import { TokenPool, type PoolOptions } from '../../src/pool/pool.js'
 import { build, travel, type Harness } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
 
@@ -102,6 +103,45 @@ describeEachBackend('TokenPoolClient', (backend) => {
       if (resumed.length === got.length - 3) break
     }
     assert.deepEqual(resumed.map((e) => e.id), got.slice(3).map((e) => e.id))
+  })
+})
+
+describeEachBackend('TokenPoolClient.events across a restart', (backend) => {
+  test('reconnects by itself with Last-Event-ID and misses nothing that happened while the server was away', async (t) => {
+    const port = backend === 'pglite' ? 4530 : 4531
+    const { app, pool, db } = await build(t, backend, { poolSize: 3 })
+    app.addHook('preClose', async () => { app.server.closeAllConnections() })
+    await app.listen({ port, host: '127.0.0.1' })
+    const client = new TokenPoolClient({ url: `http://127.0.0.1:${port}` })
+    const stream = client.events({ lastEventId: '0' })
+
+    const a = randomUUID()
+    await client.allocate(a)
+    const first = (await stream.next()).value as PoolEvent
+    assert.equal(first.data.user_id, a)
+
+    // The server goes away; a change happens meanwhile (another node would make it; here the same database).
+    const next = stream.next()
+    await app.close()
+    const b = randomUUID()
+    await pool.allocate(b)
+
+    // A new process on the same port and database: the client comes back to it within its retry delay.
+    const restarted = new TokenPool(db, { poolSize: 3, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+    await restarted.start()
+    const app2 = await buildApp({ pool: restarted })
+    app2.addHook('preClose', async () => { app2.server.closeAllConnections() })
+    t.after(async () => { await app2.close() })
+    await app2.listen({ port, host: '127.0.0.1' })
+
+    const missed = (await next).value as PoolEvent
+    assert.deepEqual([missed.type, missed.data.user_id], ['allocated', b])
+    assert.ok(Number(missed.id) > Number(first.id))
+    const c = randomUUID()
+    await client.allocate(c)
+    const live = (await stream.next()).value as PoolEvent
+    assert.equal(live.data.user_id, c)
+    await stream.return(undefined)
   })
 })
 
