@@ -160,6 +160,7 @@ test('real answers, success and failure, have a status the document declares and
   const metrics = check('GET', '/metrics', await app.inject('/metrics'), 200)
   assert.match(String(metrics.headers['content-type']), /^text\/plain/)
   check('GET', '/openapi.json', await app.inject('/openapi.json'), 200)
+  assert.match(String(check('GET', '/', await app.inject('/'), 200).headers['content-type']), /^text\/html/)
   t.diagnostic(`${seen.size} distinct (route, status) answers checked`)
 })
 

@@ -9,6 +9,12 @@ import fp from 'fastify-plugin'
  * Served at /openapi.json, with Swagger UI (bundled, works offline) at /docs.
  */
 export default fp(async function openapi (app: FastifyInstance) {
+  // The dashboard's files are static routes, hidden from @fastify/swagger; its page is part of the contract.
+  let dashboard = false
+  app.addHook('onRoute', (route) => {
+    if (route.url === '/' && [route.method].flat().includes('GET')) dashboard = true
+  })
+
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -30,7 +36,7 @@ export default fp(async function openapi (app: FastifyInstance) {
       },
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
-    transformObject: (doc) => decorate(('openapiObject' in doc ? doc.openapiObject : {}) as OpenApi) as object,
+    transformObject: (doc) => decorate(('openapiObject' in doc ? doc.openapiObject : {}) as OpenApi, { dashboard }) as object,
   })
 
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } })
@@ -69,15 +75,17 @@ const DESCRIPTIONS: Record<string, string> = {
  * Adds what route schemas can't say: response descriptions and headers (x-request-id on every
  * answer, Retry-After where the contract promises it) and the contract's examples.
  */
-function decorate (doc: OpenApi): OpenApi {
-  // @fastify/swagger-ui hides its own routes; the page itself is part of the contract.
+function decorate (doc: OpenApi, { dashboard }: { dashboard: boolean }): OpenApi {
+  const html = { 200: { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } }
+  // @fastify/swagger-ui and @fastify/static hide their routes; the pages themselves are part of the contract.
   doc.paths = {
     ...doc.paths,
+    ...(dashboard ? { '/': { get: { tags: ['operations'], summary: 'The dashboard: every token of the pool, live', responses: html } as Operation } } : {}),
     '/docs': {
       get: {
         tags: ['operations'],
         summary: 'This document in Swagger UI (served from the package, works offline)',
-        responses: { 200: { description: 'an HTML page', content: { 'text/html': { schema: { type: 'string' } } } } },
+        responses: html,
       } as Operation,
     },
   }
@@ -110,7 +118,7 @@ const T0 = '2026-11-23T14:30:00.000Z'
 const T1 = '2026-11-23T14:32:00.000Z'
 
 const lease = { token_id: TOKEN, user_id: USER, lease_id: 4711, started_at: T0, expires_at: T1, expires_in_seconds: 120, evicted_user_id: null }
-const ended = { token_id: TOKEN, user_id: USER, started_at: T0, released_at: '2026-11-23T14:31:10.512Z', release_reason: 'released' }
+const ended = { token_id: TOKEN, lease_id: 4711, user_id: USER, started_at: T0, released_at: '2026-11-23T14:31:10.512Z', release_reason: 'released' }
 const window = { window_started_at: '2026-11-23T00:00:00.000Z', window_resets_at: '2026-11-24T00:00:00.000Z' }
 
 const err = (code: string, message: string, details: unknown = null) => ({ value: { error: { code, message, details } } })
