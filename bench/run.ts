@@ -146,7 +146,7 @@ const table = [
 const [l1, l5] = loadavg()
 const header = [
   `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}. Load average (1 / 5 min) at the start ${loadAtStart[0]?.toFixed(2)} / ${loadAtStart[1]?.toFixed(2)}, at the end ${l1?.toFixed(2)} / ${l5?.toFixed(2)}: other work shares these cores.`,
-  `Date: ${new Date().toISOString()}. Command: npm run bench${quick ? ' -- --quick' : ''}. ${opts.seconds} s per run after ${opts.warmupSeconds} s warm-up, ${opts.connections} connections. Total ${((performance.now() - started) / 1000).toFixed(0)} s.`,
+  `Date: ${new Date().toISOString()}. Command: npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}. ${opts.seconds} s per run after ${opts.warmupSeconds} s warm-up, ${opts.connections} connections. Total ${((performance.now() - started) / 1000).toFixed(0)} s.`,
 ]
 const report = [...header, '', table, '', ...notes.map((n) => '- ' + n)].join('\n') + '\n'
 process.stdout.write('\n' + report)
