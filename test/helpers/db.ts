@@ -2,8 +2,8 @@ import { appendFileSync, mkdirSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { describe, type TestContext } from 'node:test'
 import { PGlite } from '@electric-sql/pglite'
-import { btree_gist as btreeGist } from '@electric-sql/pglite/contrib/btree_gist'
-import type { Db, Session } from '../../src/store/db.js'
+import type { Db } from '../../src/store/db.js'
+import { PGLITE_EXTENSIONS, pgliteDb } from '../../src/store/pglite-db.js'
 import { openPostgres } from '../../src/store/pg-db.js'
 import { migrate } from '../../src/store/migrate.js'
 
@@ -36,7 +36,7 @@ let sharedPglite: Promise<PGlite> | undefined
  */
 export async function testDb (t: TestContext, backend: Backend): Promise<Db> {
   const schema = 't_' + randomBytes(6).toString('hex')
-  const db = backend === 'postgres' ? await postgresDb(schema) : await pgliteDb(schema)
+  const db = backend === 'postgres' ? await postgresDb(schema) : await schemaOnSharedPglite(schema)
   await migrate(db)
   t.after(async () => {
     await db.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => {})
@@ -55,22 +55,12 @@ async function postgresDb (schema: string): Promise<Db> {
   return openPostgres(POSTGRES_URL, { schema, max: 10 })
 }
 
-async function pgliteDb (schema: string): Promise<Db> {
-  sharedPglite ??= PGlite.create(undefined, { extensions: { btree_gist: btreeGist } })
+async function schemaOnSharedPglite (schema: string): Promise<Db> {
+  sharedPglite ??= PGlite.create(undefined, { extensions: PGLITE_EXTENSIONS })
   const pg = await sharedPglite
   await pg.exec(`CREATE SCHEMA ${schema}; SET search_path TO ${schema}, public`)
-  const session: Session = {
-    query: async (text, values) => (await pg.query(text, values)).rows as never,
-    script: async (sql) => { await pg.exec(sql) },
-  }
-  return {
-    kind: 'pglite',
-    query: session.query,
-    withSession: async (fn) => await fn(session),
-    listen: async (channel, onMessage) => await pg.listen(channel, onMessage),
-    // The instance is shared by the whole test file.
-    close: async () => { await pg.exec('SET search_path TO public') },
-  }
+  // The instance is shared by the whole test file.
+  return pgliteDb(pg, async () => { await pg.exec('SET search_path TO public') })
 }
 
 /** The URL a child process should use to reach the same PostgreSQL schema. */
