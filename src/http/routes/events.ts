@@ -28,8 +28,8 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
   const heartbeatMs = opts.heartbeatMs ?? 15_000
   const streams = new Map<PassThrough, ServerResponse>()
 
-  // Open streams would hold app.close() forever: end each, give it a moment to flush, then
-  // free its socket (a client that stopped reading would otherwise keep it), then stop the feed.
+  // Open streams would hold app.close() forever: end each and give it a moment to flush (its
+  // stop() then frees the socket, even if the client stopped reading); then stop the feed.
   app.addHook('preClose', async () => {
     await Promise.all([...streams].map(async ([stream, res]) => {
       const flushed = new Promise((resolve) => { res.once('close', resolve).once('finish', resolve) })
