@@ -65,7 +65,7 @@ describeEachBackend('GET /api/events', (backend) => {
     const got = await stream.waitForCount(3)
     assert.deepEqual(got.map((e) => e.event), ['allocated', 'released', 'allocated'])
     assert.deepEqual(data(got[1]!), {
-      token_id: first.token_id, user_id: first.user_id, started_at: first.started_at, released_at: second.started_at, release_reason: 'evicted',
+      token_id: first.token_id, lease_id: first.lease_id, user_id: first.user_id, started_at: first.started_at, released_at: second.started_at, release_reason: 'evicted',
     })
     assert.deepEqual(data(got[2]!), second)
   })
