@@ -139,7 +139,14 @@ export class TokenPoolClient {
           await sleep(retryMs, signal)
           continue
         }
-        if (!res.ok || res.body === null) throw await toError(res)
+        if (!res.ok || res.body === null) {
+          const err = await toError(res)
+          // Busy or briefly without its database: come back later, as for a dropped stream.
+          const transient = err.status === 429 || err.status >= 500
+          if (!transient || options.reconnect === false) throw err
+          await sleep(err.retryAfterSeconds === undefined ? retryMs : err.retryAfterSeconds * 1000, signal)
+          continue
+        }
         const messages = parseSse(res.body)
         try {
           for (;;) {

@@ -2,17 +2,29 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
 import { TokenPoolClient, TokenPoolError, TokenPoolUnreachableError, type Lease, type PoolEvent, type Usage } from '../../src/client/index.js'
-import { buildApp } from '../../src/http/app.js'
+import { buildApp, type App } from '../../src/http/app.js'
 import { TokenPool, type PoolOptions } from '../../src/pool/pool.js'
+import { openPostgres } from '../../src/store/pg-db.js'
 import { build, travel, type Harness } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
+
+/**
+ * undici (Node 20's fetch) opens a spare connection after an aborted stream, which never sends a request
+ * (nodejs/undici#5845); Node doesn't count it idle, so close() would wait ~40 s for the socket timeouts.
+ * It can arrive just after close() starts, so keep dropping connections until the server has closed.
+ */
+function dropConnectionsOnClose (app: App): void {
+  app.addHook('preClose', async () => {
+    app.server.closeAllConnections()
+    const timer = setInterval(() => { app.server.closeAllConnections() }, 20)
+    app.server.once('close', () => { clearInterval(timer) })
+  })
+}
 
 /** The app on a real socket (an ephemeral port on loopback), and a client pointed at it. */
 async function serve (t: TestContext, backend: Backend, opts: Partial<PoolOptions> & { adminToken?: string } = {}) {
   const harness: Harness = await build(t, backend, opts)
-  // undici (Node 20's fetch) opens a spare connection after an aborted stream that never sends a request
-  // (nodejs/undici#5845); Node doesn't count it idle, so close() would wait for the socket timeouts.
-  harness.app.addHook('preClose', async () => { harness.app.server.closeAllConnections() })
+  dropConnectionsOnClose(harness.app)
   const url = await harness.app.listen({ port: 0, host: '127.0.0.1' })
   return { ...harness, url, client: new TokenPoolClient({ url, adminToken: opts.adminToken }) }
 }
@@ -110,7 +122,7 @@ describeEachBackend('TokenPoolClient.events across a restart', (backend) => {
   test('reconnects by itself with Last-Event-ID and misses nothing that happened while the server was away', async (t) => {
     const port = backend === 'pglite' ? 4530 : 4531
     const { app, pool, db } = await build(t, backend, { poolSize: 3 })
-    app.addHook('preClose', async () => { app.server.closeAllConnections() })
+    dropConnectionsOnClose(app)
     await app.listen({ port, host: '127.0.0.1' })
     const client = new TokenPoolClient({ url: `http://127.0.0.1:${port}` })
     const stream = client.events({ lastEventId: '0' })
@@ -130,7 +142,7 @@ describeEachBackend('TokenPoolClient.events across a restart', (backend) => {
     const restarted = new TokenPool(db, { poolSize: 3, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
     await restarted.start()
     const app2 = await buildApp({ pool: restarted })
-    app2.addHook('preClose', async () => { app2.server.closeAllConnections() })
+    dropConnectionsOnClose(app2)
     t.after(async () => { await app2.close() })
     await app2.listen({ port, host: '127.0.0.1' })
 
@@ -194,3 +206,32 @@ async function rejection (promise: Promise<unknown>): Promise<TokenPoolError> {
   }
   assert.fail('expected a TokenPoolError')
 }
+
+test('events: a 503 (no database) is a TokenPoolError without reconnect, and waited out with it', async (t) => {
+  // A real client to a port where no PostgreSQL listens: the service is up, its database is not.
+  const db = openPostgres('postgres://postgres@127.0.0.1:4599/none', { connectionTimeoutMs: 500 })
+  const pool = new TokenPool(db, { poolSize: 3, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+  const app = await buildApp({ pool })
+  dropConnectionsOnClose(app)
+  const seen = { tries: 0 }
+  app.addHook('onResponse', async (request) => { if (request.url === '/api/events') seen.tries++ })
+  t.after(async () => {
+    await app.close()
+    await db.close()
+  })
+  const client = new TokenPoolClient({ url: await app.listen({ port: 0, host: '127.0.0.1' }) })
+
+  await assert.rejects(client.events({ reconnect: false }).next(), (err: unknown) => {
+    assert.ok(err instanceof TokenPoolError)
+    assert.equal(err.code, 'unavailable')
+    return true
+  })
+  // With reconnect (the default) it keeps trying until told to stop, and then ends quietly.
+  const stop = new AbortController()
+  const attempts = (async () => { for await (const e of client.events({ signal: stop.signal })) assert.fail(`no event expected: ${e.id}`) })()
+  const before = seen.tries
+  for (let i = 0; i < 100 && seen.tries < before + 2; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  stop.abort()
+  await attempts
+  assert.ok(seen.tries >= before + 2, `${seen.tries - before} attempts`)
+})
