@@ -131,25 +131,48 @@ export interface ReadData {
 export async function readDatabase (name: string, rows: number, tokenCount: number): Promise<ReadData> {
   await ensureDatabase(name)
   const url = databaseUrl(name)
+  const perToken = Math.ceil(rows / tokenCount)
   // Migrations added since the load are applied by the server as it starts; a changed one means a reload.
-  const reused = await withClient(url, async (c) => {
-    const { rows: meta } = await c.query<{ rows: string, tokens: number, digest: string, files: string }>(
-      'SELECT rows, tokens, digest, files FROM bench_meta'
-    ).catch(() => ({ rows: [] }))
-    const m = meta[0]
-    if (m === undefined || Number(m.rows) !== rows || m.tokens !== tokenCount) return false
-    try {
-      return m.digest === schemaDigest(m.files.split(','))
-    } catch {
-      return false
+  // An interrupted load (bench_load without bench_meta) resumes after its last whole slice.
+  const state = await withClient(url, async (c) => {
+    const current = async (table: string) => {
+      const { rows: found } = await c.query<{ rows: string, tokens: number, digest: string, files: string, seconds: number }>(
+        `SELECT * FROM ${table}`
+      ).catch(() => ({ rows: [] }))
+      const m = found[0]
+      if (m === undefined || Number(m.rows) !== rows || m.tokens !== tokenCount) return undefined
+      try {
+        return m.digest === schemaDigest(m.files.split(',')) ? m : undefined
+      } catch {
+        return undefined
+      }
     }
+    const done = await current('bench_meta')
+    if (done !== undefined) return { kind: 'reuse' as const }
+    const started = await current('bench_load')
+    if (started === undefined) return { kind: 'fresh' as const }
+    const { rows: [last] } = await c.query<{ p: string }>(
+      'SELECT coalesce(max(t.position), 0) AS p FROM tokens t WHERE EXISTS (SELECT 1 FROM usages u WHERE u.token_id = t.id)'
+    )
+    return { kind: 'resume' as const, from: Number(last?.p ?? 0) + 1, seconds: Number(started.seconds) }
   })
   let loadSeconds: number | null = null
-  if (!reused) {
-    const t0 = performance.now()
-    await withClient(url, async (c) => { await c.query('DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public') })
-    const db = openPostgres(url, { max: 1 })
-    await migrate(db).finally(async () => { await db.close() })
+  if (state.kind !== 'reuse') {
+    const files = readdirSync(MIGRATIONS).sort()
+    let seconds = state.kind === 'resume' ? state.seconds : 0
+    let from = state.kind === 'resume' ? state.from : 1
+    if (state.kind === 'fresh') {
+      await withClient(url, async (c) => { await c.query('DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public') })
+      const t0 = performance.now()
+      const db = openPostgres(url, { max: 1 })
+      await migrate(db).finally(async () => { await db.close() })
+      await withClient(url, async (c) => {
+        await c.query('SELECT tp_provision($1)', [tokenCount])
+        await c.query('CREATE TABLE bench_load (rows bigint, tokens int, digest text, files text, seconds float8)')
+        seconds = (performance.now() - t0) / 1000
+        await c.query('INSERT INTO bench_load VALUES ($1, $2, $3, $4, $5)', [rows, tokenCount, schemaDigest(files), files.join(','), seconds])
+      })
+    }
     await withClient(url, async (c) => {
       await c.query('SET maintenance_work_mem = \'256MB\'')
       // History is not news: skip the usages triggers (the event log) while loading it. This
@@ -157,11 +180,10 @@ export async function readDatabase (name: string, rows: number, tokenCount: numb
       // exclusion constraint and every index stay in force. A bench database only.
       await c.query('SET session_replication_role = replica')
       await c.query('SET synchronous_commit = off')
-      await c.query('SELECT tp_provision($1)', [tokenCount])
-      const perToken = Math.ceil(rows / tokenCount)
-      // One statement per slice keeps each transaction and its WAL moderate.
+      // One statement per slice of tokens keeps each transaction and its WAL moderate.
       const slice = Math.max(1, Math.floor(1_000_000 / perToken))
-      for (let from = 1; from <= tokenCount; from += slice) {
+      for (; from <= tokenCount; from += slice) {
+        const t0 = performance.now()
         await c.query(`
           INSERT INTO usages (token_id, user_id, started_at, expires_at, released_at, release_reason)
           SELECT t.id, md5(t.position::text || ':' || g)::uuid,
@@ -172,14 +194,17 @@ export async function readDatabase (name: string, rows: number, tokenCount: numb
             CROSS JOIN generate_series(1, $3::int) g
            WHERE t.position BETWEEN $1 AND $2
            ORDER BY t.position, g`, [from, Math.min(tokenCount, from + slice - 1), perToken])
+        seconds += (performance.now() - t0) / 1000
+        await c.query('UPDATE bench_load SET seconds = $1', [seconds])
       }
+      const t0 = performance.now()
       await c.query('VACUUM ANALYZE usages')
       await c.query('VACUUM ANALYZE tokens')
-      const files = readdirSync(MIGRATIONS).sort()
-      await c.query('CREATE TABLE bench_meta (rows bigint, tokens int, digest text, files text, load_seconds float8)')
-      await c.query('INSERT INTO bench_meta VALUES ($1, $2, $3, $4, $5)', [rows, tokenCount, schemaDigest(files), files.join(','), (performance.now() - t0) / 1000])
+      seconds += (performance.now() - t0) / 1000
+      await c.query('CREATE TABLE bench_meta AS SELECT * FROM bench_load')
+      await c.query('UPDATE bench_meta SET seconds = $1', [seconds])
     })
-    loadSeconds = (performance.now() - t0) / 1000
+    loadSeconds = seconds
   }
   const tokens = await withClient(url, async (c) => (await c.query<{ id: string }>('SELECT id FROM tokens ORDER BY position')).rows.map((r) => r.id))
   return { url, rows, tokens, loadSeconds }
