@@ -55,12 +55,20 @@ async function postgresDb (schema: string): Promise<Db> {
   return openPostgres(POSTGRES_URL, { schema, max: 10 })
 }
 
+let pgliteSchemaInUse: string | undefined
+
 async function schemaOnSharedPglite (schema: string): Promise<Db> {
+  // One connection, one search_path: a second live schema would silently take over the first one's queries.
+  if (pgliteSchemaInUse !== undefined) throw new Error(`PGlite tests get one database at a time; ${pgliteSchemaInUse} is still open`)
+  pgliteSchemaInUse = schema
   sharedPglite ??= PGlite.create(undefined, { extensions: PGLITE_EXTENSIONS })
   const pg = await sharedPglite
   await pg.exec(`CREATE SCHEMA ${schema}; SET search_path TO ${schema}, public`)
   // The instance is shared by the whole test file.
-  return pgliteDb(pg, async () => { await pg.exec('SET search_path TO public') })
+  return pgliteDb(pg, async () => {
+    await pg.exec('SET search_path TO public')
+    pgliteSchemaInUse = undefined
+  })
 }
 
 /** The URL a child process should use to reach the same PostgreSQL schema. */
