@@ -1,6 +1,10 @@
 -- The event stream behind GET /api/events: every change to usages, by any node,
 -- written by triggers in the transaction that made it, so an event exists if and
--- only if its change committed. NOTIFY only wakes the readers; this table is the truth.
+-- only if its change committed. This table is the truth; the writing node sends a
+-- NOTIFY after its commit only to wake the readers (src/pool/commit-hint.ts). Not from
+-- these triggers: a transaction that notifies takes PostgreSQL's global notify lock at
+-- commit and holds it through the WAL flush, so notifying allocations commit one at a
+-- time (measured: a third of allocation throughput, BENCHMARKS.md).
 
 CREATE TABLE pool_events (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -22,8 +26,7 @@ CREATE TABLE pool_events (
 CREATE INDEX pool_events_order ON pool_events (xid, id);
 
 -- Statement-level with transition tables: one trigger call per statement however many
--- rows it touched. The payload is the schema, so that several pools can share a database;
--- identical notifications in one transaction are folded into one by PostgreSQL.
+-- rows it touched.
 CREATE FUNCTION tp_usages_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -35,7 +38,6 @@ BEGIN
                    WHERE u.token_id = n.token_id AND u.id < n.id ORDER BY u.id DESC LIMIT 1) p
            WHERE p.release_reason = 'evicted' AND p.released_at = n.started_at)
     FROM new_usages n;
-  PERFORM pg_notify('token_pool_events', current_schema());
   RETURN NULL;
 END $$;
 
@@ -47,9 +49,6 @@ BEGIN
          n.id, n.token_id, n.user_id, n.started_at, n.expires_at, n.released_at, n.release_reason
     FROM new_usages n JOIN old_usages o ON o.id = n.id
    WHERE o.released_at IS NULL AND n.released_at IS NOT NULL;
-  IF FOUND THEN
-    PERFORM pg_notify('token_pool_events', current_schema());
-  END IF;
   RETURN NULL;
 END $$;
 

@@ -8,7 +8,9 @@ import { migrate } from '../store/migrate.js'
 import { translateDbError, withRetry } from '../store/sqlstate.js'
 import * as tokens from '../store/tokens.js'
 import { history as readHistory } from '../store/usages.js'
+import { notifyReaders } from '../store/events.js'
 import { Batcher } from './batcher.js'
+import { CommitHint } from './commit-hint.js'
 
 export interface PoolOptions {
   poolSize: number
@@ -29,6 +31,7 @@ export type PoolEvent =
 /** What each pool use case means, as transactions over the store. Emits a PoolEvent after each commit. */
 export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
   private readonly batcher: Batcher<leases.DbGrant>
+  private readonly hint: CommitHint
   private sweepTimer: NodeJS.Timeout | undefined
 
   constructor (readonly db: Db, readonly options: PoolOptions) {
@@ -40,8 +43,11 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
     }
     // PGlite has one connection; PostgreSQL gets a few batches in flight to overlap round trips.
     const inFlight = db.kind === 'pglite' ? 1 : 4
+    this.hint = new CommitHint(async () => { await notifyReaders(db) })
     this.batcher = new Batcher(async (userIds) => {
       const rows = await withRetry(async () => await leases.allocateMany(db, userIds, terms))
+      // Anything but a returned lease wrote usages (new leases, or ends of ones that ran out).
+      if (rows.some((r) => r.outcome !== 'existing')) this.hint.poke()
       return new Map(rows.map((r) => [r.user_id, r]))
     }, 256, inFlight)
   }
@@ -94,12 +100,14 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
     const lease: EndedLease = {
       leaseId: row.lease_id!, tokenId, userId, startedAt: row.started_at!, releasedAt: row.released_at!, releaseReason: 'released',
     }
+    this.hint.poke()
     this.emit('change', { type: 'released', lease })
     return lease
   }
 
   async clear (): Promise<number> {
     const rows = await withRetry(async () => await leases.clear(this.db))
+    if (rows.length > 0) this.hint.poke()
     for (const r of rows) this.emit('change', { type: 'cleared', lease: ended(r, 'cleared') })
     return rows.length
   }
@@ -108,6 +116,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
   async sweep (): Promise<number> {
     await leases.settleWindow(this.db, this.options.usageWindowHours)
     const rows = await leases.sweepExpired(this.db, 1000)
+    if (rows.length > 0) this.hint.poke()
     for (const r of rows) this.emit('change', { type: 'released', lease: ended(r, 'expired') })
     return rows.length
   }

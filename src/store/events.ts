@@ -1,8 +1,13 @@
 import type { ReleaseReason } from '../domain/types.js'
 import type { Db } from './db.js'
 
-/** The NOTIFY channel the usages triggers wake; the payload is the schema that changed. */
+/** The NOTIFY channel that wakes event readers; the payload is the schema that changed, so pools can share a database. */
 export const EVENTS_CHANNEL = 'token_pool_events'
+
+/** Wakes every node's reader; sent after a commit, never inside the writing transaction. */
+export async function notifyReaders (db: Db): Promise<void> {
+  await db.query('SELECT pg_notify($1, current_schema())', [EVENTS_CHANNEL])
+}
 
 export type DbEventType = 'allocated' | 'released' | 'cleared'
 
