@@ -49,16 +49,15 @@ export async function freshPostgres (name: string): Promise<string> {
 }
 
 /**
- * Applies the schema and creates the pool's tokens ahead of the server. The server's own
- * start does the same, but under its 5 s statement timeout, which creating 1,000,000
- * tokens exceeds on this machine (see BENCHMARKS.md).
+ * Applies the schema and creates the pool's tokens ahead of the server (the server's own
+ * start would too), then vacuums, so that every case starts from the same fresh table.
  */
 export async function provisionPostgres (url: string, poolSize: number): Promise<void> {
   const db = openPostgres(url, { max: 1 })
   await migrate(db).finally(async () => { await db.close() })
   await withClient(url, async (c) => {
     await c.query('SET statement_timeout = 0')
-    await c.query('SELECT tp_provision($1)', [poolSize])
+    await c.query('SELECT tp_provision($1, $1)', [poolSize])
     await c.query('VACUUM ANALYZE tokens')
   })
 }
@@ -167,7 +166,7 @@ export async function readDatabase (name: string, rows: number, tokenCount: numb
       const db = openPostgres(url, { max: 1 })
       await migrate(db).finally(async () => { await db.close() })
       await withClient(url, async (c) => {
-        await c.query('SELECT tp_provision($1)', [tokenCount])
+        await c.query('SELECT tp_provision($1, $1)', [tokenCount])
         await c.query('CREATE TABLE bench_load (rows bigint, tokens int, digest text, files text, seconds float8)')
         seconds = (performance.now() - t0) / 1000
         await c.query('INSERT INTO bench_load VALUES ($1, $2, $3, $4, $5)', [rows, tokenCount, schemaDigest(files), files.join(','), seconds])

@@ -77,25 +77,33 @@ BEGIN
   RETURN v_start;
 END $$;
 
--- Makes the pool hold exactly p_size live tokens: grows by reviving retired ids
--- first (oldest first), shrinks by retiring the newest. Returns the live count.
-CREATE FUNCTION tp_provision(p_size integer) RETURNS integer
+-- Moves the pool towards exactly p_size live tokens, by at most p_step tokens a call
+-- (so that a million tokens are made in calls that each fit a statement timeout): grows
+-- by reviving retired ids first (oldest first), shrinks by retiring the newest.
+-- Returns the live count; the caller repeats until it equals p_size.
+CREATE FUNCTION tp_provision(p_size integer, p_step integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
   v_live integer;
+  v_add integer;
 BEGIN
   PERFORM 1 FROM pool_state FOR UPDATE;
   SELECT count(*) INTO v_live FROM tokens WHERE NOT retired;
   IF v_live < p_size THEN
-    UPDATE tokens SET retired = false
-     WHERE id IN (SELECT id FROM tokens WHERE retired ORDER BY position LIMIT p_size - v_live);
-    SELECT count(*) INTO v_live FROM tokens WHERE NOT retired;
-    INSERT INTO tokens (shuffle) SELECT random() FROM generate_series(1, p_size - v_live);
+    v_add := least(p_size - v_live, p_step);
+    WITH revived AS (
+      UPDATE tokens SET retired = false
+       WHERE id IN (SELECT id FROM tokens WHERE retired ORDER BY position LIMIT v_add)
+      RETURNING 1
+    )
+    SELECT v_add - count(*) INTO v_add FROM revived;
+    INSERT INTO tokens (shuffle) SELECT random() FROM generate_series(1, v_add);
   ELSIF v_live > p_size THEN
     UPDATE tokens SET retired = true
-     WHERE id IN (SELECT id FROM tokens WHERE NOT retired ORDER BY position DESC LIMIT v_live - p_size);
+     WHERE id IN (SELECT id FROM tokens WHERE NOT retired ORDER BY position DESC LIMIT least(v_live - p_size, p_step));
   END IF;
-  RETURN p_size;
+  SELECT count(*) INTO v_live FROM tokens WHERE NOT retired;
+  RETURN v_live;
 END $$;
 
 -- Grants p_user a lease (rules 2-10), or returns the one it holds.

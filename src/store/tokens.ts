@@ -18,9 +18,15 @@ export interface DbPoolCounts {
 
 const windowSecs = (hours: number) => hours * 3600
 
+// Tokens made or retired per statement: 50,000 take about a second, well inside the statement timeout.
+const PROVISION_STEP = 50_000
+
 /** Makes the pool hold exactly `size` live tokens (rule 1); ids are created once and kept. */
 export async function provision (db: Db, size: number): Promise<void> {
-  await db.query('SELECT tp_provision($1)', [size])
+  for (;;) {
+    const [row] = await db.query<{ live: number }>('SELECT tp_provision($1, $2) AS live', [size, PROVISION_STEP])
+    if (row?.live === size) return
+  }
 }
 
 /** Every token in creation order, optionally filtered, with the whole pool's counts from the same snapshot. */
