@@ -56,7 +56,7 @@ describeEachBackend('security', (backend) => {
   test('ADMIN_TOKEN guards clear; a wrong, short, long or missing token is 401 and clears nothing', async (t) => {
     const app = await appWith(t, backend, { adminToken: 's3cret-token' })
     await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: randomUUID() }) })
-    for (const authorization of [undefined, 'Bearer', 'Bearer s3cret-toke', 'Bearer s3cret-token-and-more', 'bearer s3cret-token', 'Basic s3cret-token']) {
+    for (const authorization of [undefined, 'Bearer', 'Bearer s3cret-toke', 'Bearer s3cret-token-and-more', 'Bearer S3cret-token', 'Basic s3cret-token']) {
       const res = await app.inject({ method: 'POST', url: '/api/tokens/clear', headers: authorization === undefined ? {} : { authorization } })
       assert.equal(res.statusCode, 401, String(authorization))
       assert.equal(res.json().error.code, 'unauthorized')

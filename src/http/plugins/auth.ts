@@ -9,8 +9,8 @@ export function requireAdmin (adminToken: string | undefined) {
   const expected = adminToken === undefined ? undefined : digest(adminToken)
   return async (request: FastifyRequest) => {
     if (expected === undefined) return
-    const header = request.headers.authorization ?? ''
-    const given = header.startsWith('Bearer ') ? header.slice(7) : ''
+    // The scheme is case-insensitive (RFC 9110); the token itself is compared exactly.
+    const [, given = ''] = /^bearer +(.*)$/i.exec(request.headers.authorization ?? '') ?? []
     if (!timingSafeEqual(digest(given), expected)) {
       throw new PoolError('unauthorized', 'This needs Authorization: Bearer <ADMIN_TOKEN>.')
     }
