@@ -150,8 +150,9 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
     }
   }
 
-  async stats (): Promise<PoolStats> {
-    const s = await read(async () => await tokens.stats(this.db, this.options.usageWindowHours))
+  /** The current window's statistics; `leastUsed: false` skips listing the least-used tokens (metrics need only the figures). */
+  async stats ({ leastUsed = true }: { leastUsed?: boolean } = {}): Promise<PoolStats> {
+    const s = await read(async () => await tokens.stats(this.db, this.options.usageWindowHours, leastUsed))
     return {
       ...this.window(s.window_started_at),
       total: s.total,

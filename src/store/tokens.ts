@@ -75,7 +75,8 @@ export interface DbStats {
   least_used: Array<{ token_id: string, usage_count: number }> | null
 }
 
-export async function stats (db: Db, windowHours: number): Promise<DbStats> {
+/** The window's figures; `leastUsed` lists every token at the minimum (a list as long as the pool when all are equal). */
+export async function stats (db: Db, windowHours: number, leastUsed: boolean): Promise<DbStats> {
   const [row] = await db.query<DbStats>(
     `WITH pool AS (SELECT * FROM tp_tokens(make_interval(secs => $1))),
           agg AS (SELECT count(*)::int AS total, (count(*) FILTER (WHERE active))::int AS active,
@@ -83,10 +84,12 @@ export async function stats (db: Db, windowHours: number): Promise<DbStats> {
      SELECT tp_window_start(make_interval(secs => $1)) AS window_started_at, agg.*,
             (SELECT coalesce(sum(usage_count), 0)::int FROM tokens
               WHERE counted_window = tp_window_start(make_interval(secs => $1))) AS allocations_in_window,
-            (SELECT json_agg(json_build_object('token_id', p.id, 'usage_count', p.usage_count) ORDER BY p.position)
-               FROM pool p WHERE p.usage_count = agg.min) AS least_used
+            CASE WHEN $2 THEN
+              (SELECT json_agg(json_build_object('token_id', p.id, 'usage_count', p.usage_count) ORDER BY p.position)
+                 FROM pool p WHERE p.usage_count = agg.min)
+            END AS least_used
        FROM agg`,
-    [windowSecs(windowHours)]
+    [windowSecs(windowHours), leastUsed]
   )
   if (row === undefined) throw new Error('stats missing')
   return row

@@ -97,7 +97,7 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
   }, async (_request, reply) => {
     let poolText = ''
     try {
-      const s = await pool.stats()
+      const s = await pool.stats({ leastUsed: false })
       size.set(s.total)
       active.set(s.active)
       available.set(s.available)
