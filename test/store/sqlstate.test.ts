@@ -3,7 +3,17 @@ import { describe, test } from 'node:test'
 import { PoolError } from '../../src/domain/errors.js'
 import { translateDbError, withRetry } from '../../src/store/sqlstate.js'
 
-const pgError = (code: string) => Object.assign(new Error('boom'), { code })
+const pgError = (code: string, message = 'boom') => Object.assign(new Error(message), { code })
+
+function unavailable (err: unknown): PoolError {
+  const out = translateDbError(err)
+  assert.ok(out instanceof PoolError, `expected a PoolError for ${String(err)}`)
+  assert.equal(out.code, 'unavailable')
+  assert.equal(out.status, 503)
+  assert.equal(out.retryAfterSeconds, 1)
+  assert.equal(out.cause, err)
+  return out
+}
 
 describe('database errors become the contract\'s errors', () => {
   test('a race is retried until it settles', async () => {
@@ -22,11 +32,47 @@ describe('database errors become the contract\'s errors', () => {
       err instanceof PoolError && err.code === 'unavailable' && err.retryAfterSeconds === 1)
   })
 
-  test('a lost connection is 503 unavailable; other failures pass through', () => {
-    for (const code of ['08006', '57P01', 'ECONNREFUSED', '53300']) {
-      assert.equal((translateDbError(pgError(code)) as PoolError).code, 'unavailable', code)
+  test('refused before any statement ran: 503, nothing was changed', () => {
+    const refused = [
+      pgError('ECONNREFUSED'), pgError('ENOTFOUND'), pgError('EAI_AGAIN'),
+      pgError('3D000'), // the database does not exist (dropped, renamed)
+      pgError('28P01'), pgError('28000'), // login refused
+      pgError('53300'), // too many connections
+      pgError('55000'), // ALTER DATABASE … ALLOW_CONNECTIONS false
+      pgError('57P03'), // the server is starting up
+      pgError('57014'), pgError('53100'), pgError('58030'), pgError('XX000'), pgError('25006'), // the server rolled the statement back
+      new Error('timeout exceeded when trying to connect'),
+      new Error('Connection terminated due to connection timeout'),
+      new Error('PGlite is closed'),
+      new Error('Cannot use a pool after calling end on the pool'),
+    ]
+    for (const err of refused) assert.match(unavailable(err).message, /nothing was changed/, String(err))
+  })
+
+  test('broken mid-statement: 503, the outcome is unknown and retrying is safe', () => {
+    const broken = [
+      pgError('08006'), pgError('57P01', 'terminating connection due to administrator command'),
+      pgError('ECONNRESET'), pgError('EPIPE'),
+      new Error('Connection terminated unexpectedly'),
+      new Error('Connection terminated'),
+      new Error('Query read timeout'),
+    ]
+    for (const err of broken) {
+      const { message } = unavailable(err)
+      assert.match(message, /the outcome is unknown; retrying is safe \(allocate returns the same lease, a repeated release answers 409 not_holder\)/, String(err))
+      assert.doesNotMatch(message, /nothing was changed/)
     }
-    const other = pgError('42P01')
-    assert.equal(translateDbError(other), other)
+  })
+
+  test('a bug of ours, or an error not from the database, passes through (500)', () => {
+    for (const err of [pgError('42P01'), pgError('42601'), pgError('22P02'), pgError('P0001'), pgError('23502'),
+      pgError('EPERM'), pgError('FST_ERR_NOT_FOUND'), new TypeError('x is undefined'), 'a string']) {
+      assert.equal(translateDbError(err), err, String(err))
+    }
+  })
+
+  test('a PoolError passes through untouched', () => {
+    const err = new PoolError('not_holder', 'not yours')
+    assert.equal(translateDbError(err), err)
   })
 })
