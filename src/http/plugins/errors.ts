@@ -25,9 +25,24 @@ export default fp(async function errors (app: FastifyInstance) {
     return sendError(reply, err)
   })
 
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new PoolError('not_found', `No route ${request.method} ${request.url.split('?')[0] ?? ''}`)))
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? ''
+    // The `methods` plugin knows the routes; without it every miss is a 404.
+    const allowedFor = (request.server as { methodsAllowedFor?: (path: string) => string[] }).methodsAllowedFor
+    const allowed = allowedFor?.(path) ?? []
+    // A method the path does list but no route took (a constraint, a param regex) stays a 404.
+    if (allowed.length > 0 && !allowed.includes(request.method === 'HEAD' ? 'GET' : request.method)) {
+      return sendMethodNotAllowed(reply, request.method, path, allowed)
+    }
+    return sendError(reply, new PoolError('not_found', `No route ${request.method} ${path}`))
+  })
 }, { name: 'errors' })
+
+/** 405 with the Allow header RFC 9110 requires. */
+export function sendMethodNotAllowed (reply: FastifyReply, method: string, path: string, allowed: string[]): FastifyReply {
+  reply.header('allow', allowed.join(', '))
+  return sendError(reply, new PoolError('method_not_allowed', `${method} is not allowed on ${path}; use ${allowed.join(' or ')}.`))
+}
 
 function toPoolError (raw: FastifyError): PoolError {
   if (raw instanceof PoolError) return raw
