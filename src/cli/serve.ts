@@ -5,14 +5,24 @@ import { buildApp } from '../http/app.js'
 import { TokenPool } from '../pool/pool.js'
 import { openDb } from '../store/open.js'
 import { logLeaseEvents } from './lease-log.js'
+import { describeDatabase, listenProblem } from './startup.js'
 
 /** Runs the service until SIGTERM/SIGINT, then drains in-flight requests and closes the database. */
 export async function serve (config: Config): Promise<void> {
+  const problem = await listenProblem(config.host, config.port)
+  if (problem !== undefined) {
+    // A setting to change, not a crash: one line, no stack trace.
+    process.stderr.write(`token-pool: ${problem}\n`)
+    process.exitCode = 1
+    return
+  }
   const logger = pino({
     level: config.logLevel,
     // Readable for a person at a terminal, JSON for a log pipeline.
     ...(process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {}),
   })
+  // Said before the wait, so a first start on PGlite doesn't look like a hang.
+  logger.info(describeDatabase(config.databaseUrl))
   const db = await openDb(config.databaseUrl)
   const pool = new TokenPool(db, {
     poolSize: config.poolSize,

@@ -1,0 +1,28 @@
+import { createServer } from 'node:net'
+
+/**
+ * Why HOST:PORT can't be listened on, as one line for a person; undefined when it can.
+ * Checked before the database starts (PGlite takes seconds), so a busy port fails at once
+ * rather than after the wait, with a stack trace.
+ */
+export async function listenProblem (host: string, port: number): Promise<string | undefined> {
+  return await new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') resolve(`port ${port} on ${host} is in use (set PORT or --port)`)
+      else if (err.code === 'EACCES') resolve(`port ${port} on ${host} needs more privileges (set PORT or --port)`)
+      else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') resolve(`host ${host} is not an address of this machine (set HOST or --host)`)
+      else reject(err)
+    })
+    probe.listen({ host, port, exclusive: true }, () => { probe.close(() => { resolve(undefined) }) })
+  })
+}
+
+/** What `serve` is about to open, said before the wait; never the password. */
+export function describeDatabase (url: string | undefined): string {
+  if (url === undefined) return 'starting the embedded database (PGlite in ./data); the first start takes a few seconds'
+  if (url === 'memory://') return 'starting the embedded database (PGlite in memory); this takes a few seconds'
+  if (url.startsWith('file://')) return `starting the embedded database (PGlite in ${new URL(url).pathname}); the first start takes a few seconds`
+  const { hostname, port, pathname } = new URL(url)
+  return `connecting to PostgreSQL at ${hostname}:${port || 5432}${pathname}`
+}

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { createServer, type Server } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { describe, test } from 'node:test'
+import { describeDatabase, listenProblem } from '../../src/cli/startup.js'
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
+
+async function holdPort (): Promise<{ server: Server, port: number }> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  return { server, port: (server.address() as { port: number }).port }
+}
+
+/** `token-pool serve` as a real process: its exit code and everything it wrote. */
+async function serve (env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  // Should it start after all, it must not outlive the test.
+  const timer = setTimeout(() => { child.kill('SIGKILL') }, 30_000)
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => { resolve(c) }))
+  clearTimeout(timer)
+  return { code, stdout, stderr }
+}
+
+describe('the first five minutes of serve', () => {
+  test('a port in use: exit 1 at once with one line naming the port, no stack trace', async (t) => {
+    const { server, port } = await holdPort()
+    t.after(() => { server.close() })
+    const { code, stdout, stderr } = await serve({ HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: 'memory://', LOG_LEVEL: 'info' })
+    assert.equal(code, 1, stderr)
+    assert.equal(stderr, `token-pool: port ${port} on 127.0.0.1 is in use (set PORT or --port)\n`)
+    // Refused before the database was opened: nothing about starting it was said.
+    assert.doesNotMatch(stdout, /embedded database/)
+  })
+
+  test('listenProblem: undefined for a free port, the same line for a busy one', async (t) => {
+    const { server, port } = await holdPort()
+    t.after(() => { server.close() })
+    assert.equal(await listenProblem('127.0.0.1', port), `port ${port} on 127.0.0.1 is in use (set PORT or --port)`)
+    assert.equal(await listenProblem('127.0.0.1', 0), undefined)
+  })
+
+  test('what serve says before the database starts never includes the password', () => {
+    assert.match(describeDatabase(undefined), /PGlite in \.\/data.*first start takes a few seconds/)
+    assert.match(describeDatabase('memory://'), /PGlite in memory/)
+    const pg = describeDatabase('postgres://app:s3cret@db.internal:6543/pool?sslmode=require')
+    assert.equal(pg, 'connecting to PostgreSQL at db.internal:6543/pool')
+    assert.equal(describeDatabase('postgresql://db.internal/pool'), 'connecting to PostgreSQL at db.internal:5432/pool')
+  })
+})
