@@ -1,4 +1,4 @@
-import { EXHAUSTION_POLICIES, type ExhaustionPolicy } from './domain/types.js'
+import { EXHAUSTION_POLICIES, type ExhaustionPolicy, type PoolSettings } from './domain/types.js'
 
 export interface Config {
   port: number
@@ -8,9 +8,15 @@ export interface Config {
   poolSize: number
   /** seconds; fractional allowed */
   leaseTtlSeconds: number
+  /** seconds from started_at a lease may be renewed up to; undefined: equal to the TTL */
+  leaseMaxSeconds: number | undefined
   /** hours */
   usageWindowHours: number
   onExhausted: ExhaustionPolicy
+  maxWaitSeconds: number
+  cooldownMaxSeconds: number
+  /** new leases per user per window; null: no limit */
+  userQuota: number | null
   adminToken: string | undefined
   logLevel: string
   /** requests per minute per client IP; 0 turns rate limiting off */
@@ -40,6 +46,14 @@ const positive = (max: number) => (raw: string) => {
   return n
 }
 
+const upTo = (max: number) => (raw: string) => {
+  const n = Number(raw)
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new Error(`must be a number from 0 to ${max}`)
+  return n
+}
+
+const quota = (raw: string) => (raw === 'null' || raw === 'none' ? null : integer(0, 1_000_000_000)(raw))
+
 const oneOf = (values: readonly string[]) => (raw: string) => {
   if (!values.includes(raw)) throw new Error(`must be one of ${values.join(', ')}`)
   return raw
@@ -60,10 +74,14 @@ const SETTINGS: Record<keyof Config, Setting> = {
       throw new Error('must be memory://, file://<dir> or a postgres:// URL')
     },
   },
-  poolSize: { env: 'POOL_SIZE', parse: integer(1, 10_000_000), fallback: 100 },
-  leaseTtlSeconds: { env: 'LEASE_TTL_SECONDS', parse: positive(120), fallback: 120 },
+  poolSize: { env: 'POOL_SIZE', parse: integer(1, 1_000_000), fallback: 100 },
+  leaseTtlSeconds: { env: 'LEASE_TTL_SECONDS', parse: positive(86_400), fallback: 120 },
+  leaseMaxSeconds: { env: 'LEASE_MAX_SECONDS', parse: positive(86_400) },
   usageWindowHours: { env: 'USAGE_WINDOW_HOURS', parse: positive(24 * 366), fallback: 24 },
   onExhausted: { env: 'ON_EXHAUSTED', parse: oneOf(EXHAUSTION_POLICIES), fallback: 'evict_oldest' },
+  maxWaitSeconds: { env: 'MAX_WAIT_SECONDS', parse: upTo(300), fallback: 60 },
+  cooldownMaxSeconds: { env: 'COOLDOWN_MAX_SECONDS', parse: positive(604_800), fallback: 3600 },
+  userQuota: { env: 'USER_QUOTA', parse: quota, fallback: null },
   adminToken: { env: 'ADMIN_TOKEN', parse: text },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf(LOG_LEVELS), fallback: 'info' },
   rateLimitPerMinute: { env: 'RATE_LIMIT_PER_MINUTE', parse: integer(0, 100_000_000), fallback: 0 },
@@ -89,7 +107,26 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: Record<string, string
       throw new ConfigError(`${source}=${JSON.stringify(raw)} ${(err as Error).message}`)
     }
   }
-  return Object.freeze(out) as unknown as Config
+  const config = out as unknown as Config
+  if (config.leaseMaxSeconds !== undefined && config.leaseMaxSeconds < config.leaseTtlSeconds) {
+    const source = flags['lease-max-seconds'] !== undefined ? '--lease-max-seconds' : 'LEASE_MAX_SECONDS'
+    throw new ConfigError(`${source}=${config.leaseMaxSeconds} must be at least LEASE_TTL_SECONDS (${config.leaseTtlSeconds})`)
+  }
+  return Object.freeze(config)
+}
+
+/** The default pool's settings, as the configuration gives them. */
+export function defaultPoolSettings (c: Config): PoolSettings {
+  return {
+    size: c.poolSize,
+    lease_ttl_seconds: c.leaseTtlSeconds,
+    lease_max_seconds: c.leaseMaxSeconds ?? c.leaseTtlSeconds,
+    usage_window_hours: c.usageWindowHours,
+    on_exhausted: c.onExhausted,
+    max_wait_seconds: c.maxWaitSeconds,
+    cooldown_max_seconds: c.cooldownMaxSeconds,
+    user_quota: c.userQuota,
+  }
 }
 
 /** The names of every setting's flag, for parseArgs. */

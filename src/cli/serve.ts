@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import pino from 'pino'
-import type { Config } from '../config.js'
+import { defaultPoolSettings, type Config } from '../config.js'
 import { buildApp } from '../http/app.js'
 import { TokenPool } from '../pool/pool.js'
 import { openDb } from '../store/open.js'
@@ -24,12 +24,10 @@ export async function serve (config: Config): Promise<void> {
   // Said before the wait, so a first start on PGlite doesn't look like a hang.
   logger.info(describeDatabase(config.databaseUrl))
   const db = await openDb(config.databaseUrl)
-  const pool = new TokenPool(db, {
-    poolSize: config.poolSize,
-    leaseTtlSeconds: config.leaseTtlSeconds,
-    usageWindowHours: config.usageWindowHours,
-    onExhausted: config.onExhausted,
-  })
+  const pool = new TokenPool(db, { defaultPool: defaultPoolSettings(config) })
+  if (config.adminToken === undefined) {
+    logger.warn('ADMIN_TOKEN is not set: admin routes (pools, clear, disable, export, …) answer only clients on this machine (loopback); set ADMIN_TOKEN to use them over the network')
+  }
   logLeaseEvents(pool, logger)
   await pool.start()
   const app = await buildApp({ pool, adminToken: config.adminToken, logger, rateLimitPerMinute: config.rateLimitPerMinute })

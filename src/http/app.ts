@@ -12,6 +12,11 @@ import { ErrorBody } from './schemas/common.js'
 import eventRoutes from './routes/events.js'
 import healthRoutes from './routes/health.js'
 import tokenRoutes from './routes/tokens.js'
+import leaseRoutes from './routes/leases.js'
+import poolRoutes from './routes/pools.js'
+import tokenHealthRoutes from './routes/token-health.js'
+import methods from './plugins/methods.js'
+import { Access } from './plugins/auth.js'
 
 export interface AppDeps {
   pool: TokenPool
@@ -69,6 +74,7 @@ export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, 
 
   app.addSchema(ErrorBody)
   await app.register(errors)
+  await app.register(methods)
   await app.register(security, { rateLimitPerMinute })
   // Before the routes: OpenAPI and metrics see each route as it is added.
   await app.register(openapi)
@@ -76,9 +82,13 @@ export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, 
 
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
 
+  const access = new Access(adminToken)
   await app.register(healthRoutes, { pool })
-  await app.register(tokenRoutes, { pool, adminToken })
-  await app.register(eventRoutes, { pool, feed: events })
+  await app.register(poolRoutes, { pool, access })
+  await app.register(leaseRoutes, { pool, access })
+  await app.register(tokenHealthRoutes, { pool, access })
+  await app.register(tokenRoutes, { pool, access })
+  await app.register(eventRoutes, { pool, access, feed: events })
   await app.register(dashboard)
   return app
 }

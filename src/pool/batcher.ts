@@ -1,3 +1,5 @@
+import { PoolError } from '../domain/errors.js'
+
 interface Waiter<R> {
   key: string
   resolve: (row: R) => void
@@ -23,10 +25,15 @@ export class Batcher<R> {
   constructor (
     private readonly run: (keys: string[]) => Promise<Map<string, R>>,
     private readonly maxBatch: number,
-    private readonly maxInFlight: number
+    private readonly maxInFlight: number,
+    /** requests held in memory at most; past it a request is refused at once with 503 */
+    private readonly maxQueued = Infinity
   ) {}
 
   async submit (key: string): Promise<R> {
+    if (this.queue.length >= this.maxQueued) {
+      throw new PoolError('unavailable', 'Too many requests are waiting for the database; nothing was changed. Try again shortly.', { retryAfterSeconds: 1 })
+    }
     return await new Promise<R>((resolve, reject) => {
       this.queue.push({ key, resolve, reject })
       this.schedule()

@@ -1,17 +1,18 @@
 import type { Db } from '../store/db.js'
 import * as store from '../store/events.js'
+import type { PoolView, TokenStatus, TokenView } from '../domain/types.js'
 import type { PoolEvent } from './pool.js'
 
-/** A change made by any node, as the event stream carries it; id is its place in the stream. */
-export type StreamEvent = PoolEvent & store.Position
+/**
+ * A change made by any node, as the event stream carries it; id is its place in the
+ * stream. `reset` tells a client that resumed from beyond the kept window that it
+ * missed events it can't get any more.
+ */
+export type StreamEvent = (PoolEvent | { type: 'reset' }) & store.Position
 
 export interface FeedOptions {
   /** ms between reads when no notification comes (the fallback if LISTEN is down) */
   pollIntervalMs?: number
-  /** events kept for clients that reconnect (Last-Event-ID) */
-  keep?: number
-  /** ms between prunings of events beyond `keep` */
-  pruneIntervalMs?: number
 }
 
 type Listener = (event: StreamEvent) => void
@@ -27,8 +28,6 @@ const BATCH = 1000
 export class EventFeed {
   private readonly listeners = new Set<Listener>()
   private readonly pollIntervalMs: number
-  private readonly keep: number
-  private readonly pruneIntervalMs: number
   /** the last event delivered; undefined while nobody listens, so nobody pays for reads */
   private cursor: store.Position | undefined
   private started: Promise<void> | undefined
@@ -41,8 +40,6 @@ export class EventFeed {
 
   constructor (private readonly db: Db, opts: FeedOptions = {}) {
     this.pollIntervalMs = opts.pollIntervalMs ?? 1000
-    this.keep = opts.keep ?? 100_000
-    this.pruneIntervalMs = opts.pruneIntervalMs ?? 60_000
   }
 
   /**
@@ -67,7 +64,13 @@ export class EventFeed {
     try {
       await this.start()
       this.cursor ??= await store.head(this.db)
-      last = lastEventId === undefined ? await store.head(this.db) : await store.resumeAfter(this.db, lastEventId)
+      if (lastEventId === undefined) {
+        last = await store.head(this.db)
+      } else {
+        const resume = await store.resumeAfter(this.db, lastEventId)
+        last = resume.from
+        if (resume.reset) onEvent({ type: 'reset', ...resume.from })
+      }
       for (;;) {
         const rows = await store.readAfter(this.db, last, BATCH)
         for (const row of rows) deliver(toEvent(row))
@@ -96,10 +99,7 @@ export class EventFeed {
     this.started ??= (async () => {
       this.schema = await store.currentSchema(this.db)
       await this.listen()
-      this.timers.push(
-        setInterval(() => { this.wake() }, this.pollIntervalMs).unref(),
-        setInterval(() => { store.prune(this.db, this.keep).catch(() => {}) }, this.pruneIntervalMs).unref()
-      )
+      this.timers.push(setInterval(() => { this.wake() }, this.pollIntervalMs).unref())
     })()
     try {
       await this.started
@@ -167,33 +167,63 @@ function after (e: store.Position, p: store.Position): boolean {
 
 function toEvent (row: store.DbEvent): StreamEvent {
   const base = { id: row.id, xid: row.xid }
-  if (row.type === 'allocated') {
-    return {
-      ...base,
-      type: 'allocated',
-      lease: {
-        tokenId: row.token_id,
-        userId: row.user_id,
-        leaseId: row.lease_id,
-        startedAt: row.started_at,
-        expiresAt: row.expires_at,
-        // What the allocate call answered: the whole lease, as it was new then.
-        expiresInSeconds: Math.floor((row.expires_at.getTime() - row.started_at.getTime()) / 1000),
-        evictedUserId: row.evicted_user_id,
-        isNew: true,
-      },
-    }
+  switch (row.type) {
+    case 'allocated':
+    case 'renewed':
+      return {
+        ...base,
+        type: row.type,
+        lease: {
+          pool: row.pool,
+          tokenId: row.token_id!,
+          userId: row.user_id!,
+          leaseId: row.lease_id!,
+          startedAt: row.started_at!,
+          expiresAt: row.expires_at!,
+          renewableUntil: row.renewable_until ?? row.expires_at!,
+          // What the allocate call answered: the whole lease, as it was new then.
+          expiresInSeconds: Math.floor((row.expires_at!.getTime() - row.started_at!.getTime()) / 1000),
+          evictedUserId: row.evicted_user_id,
+          isNew: row.type === 'allocated',
+        },
+      }
+    case 'released':
+    case 'cleared':
+      return {
+        ...base,
+        type: row.type,
+        lease: {
+          pool: row.pool,
+          leaseId: row.lease_id!,
+          tokenId: row.token_id!,
+          userId: row.user_id!,
+          startedAt: row.started_at!,
+          releasedAt: row.released_at!,
+          releaseReason: row.release_reason!,
+        },
+      }
+    case 'pool_changed':
+      return { ...base, type: row.type, pool: row.body as unknown as PoolView }
+    default:
+      return { ...base, type: row.type, token: tokenFromJson(row.body ?? {}) }
   }
+}
+
+const dateOrNull = (v: unknown) => (typeof v === 'string' ? new Date(v) : null)
+
+/** A token view the database wrote as JSON (tp_token_json). */
+function tokenFromJson (b: Record<string, unknown>): TokenView {
+  const status = b.status as TokenStatus
   return {
-    ...base,
-    type: row.type,
-    lease: {
-      leaseId: row.lease_id,
-      tokenId: row.token_id,
-      userId: row.user_id,
-      startedAt: row.started_at,
-      releasedAt: row.released_at!,
-      releaseReason: row.release_reason!,
-    },
+    id: b.id as string,
+    pool: b.pool as string,
+    label: (b.label as string | null) ?? null,
+    status,
+    usageCount: Number(b.usage_count ?? 0),
+    coolingUntil: dateOrNull(b.cooling_until),
+    disabledReason: (b.disabled_reason as string | null) ?? null,
+    activeUsage: status === 'active'
+      ? { leaseId: Number(b.lease_id), userId: b.current_user_id as string, startedAt: new Date(b.started_at as string), expiresAt: new Date(b.expires_at as string) }
+      : null,
   }
 }

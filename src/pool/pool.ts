@@ -1,61 +1,72 @@
 import { EventEmitter } from 'node:events'
 import { decodeCursor, encodeCursor } from '../domain/cursor.js'
 import { PoolError } from '../domain/errors.js'
-import type { EndedLease, Lease, PoolCounts, PoolStats, ReleaseReason, TokenStatus, TokenView, Usage, WindowInfo } from '../domain/types.js'
+import {
+  DEFAULT_POOL, withDefaults,
+  type EndedLease, type Lease, type PoolSettings, type PoolStats, type PoolView, type ReleaseReason,
+  type TokenStatus, type TokenView, type Usage, type WindowInfo,
+} from '../domain/types.js'
 import type { Db } from '../store/db.js'
+import { notifyReaders, prune } from '../store/events.js'
+import * as health from '../store/health.js'
 import * as leases from '../store/leases.js'
 import { migrate } from '../store/migrate.js'
+import * as pools from '../store/pools.js'
 import { translateDbError, withRetry } from '../store/sqlstate.js'
 import * as tokens from '../store/tokens.js'
-import { history as readHistory } from '../store/usages.js'
-import { notifyReaders } from '../store/events.js'
+import * as usages from '../store/usages.js'
 import { Batcher } from './batcher.js'
 import { CommitHint } from './commit-hint.js'
 
 export interface PoolOptions {
-  poolSize: number
-  /** seconds; fractional allowed */
-  leaseTtlSeconds: number
-  /** hours */
-  usageWindowHours: number
-  onExhausted: 'evict_oldest' | 'reject'
+  /** the `default` pool's settings, from the environment at every start */
+  defaultPool: Partial<PoolSettings>
   /** ms between expiry sweeps; 0 turns the sweep off (tests drive it) */
   sweepIntervalMs?: number
 }
 
+/** A change this process committed, for its logs and metrics (the event stream reads the table). */
 export type PoolEvent =
-  | { type: 'allocated', lease: Lease }
-  | { type: 'released', lease: EndedLease }
-  | { type: 'cleared', lease: EndedLease }
+  | { type: 'allocated' | 'renewed', lease: Lease }
+  | { type: 'released' | 'cleared', lease: EndedLease }
+  | { type: 'cooling' | 'disabled' | 'enabled', token: TokenView }
+  | { type: 'pool_changed', pool: PoolView | { name: string, deleted: true } }
 
-/** What each pool use case means, as transactions over the store. Emits a PoolEvent after each commit. */
+export interface TokenPage {
+  tokens: TokenView[]
+  nextCursor: string | null
+}
+
+// Allocations queued in memory per pool before new ones are refused with 503: a slow
+// database must not pile requests up without bound.
+const MAX_QUEUED = 10_000
+// Tokens read per statement when a whole pool is streamed or exported.
+const STREAM_PAGE = 5_000
+// Counts of an older window forgotten per statement by the sweep.
+const FORGET_STEP = 10_000
+// Events kept for clients that reconnect: at least this many, and at least the last hour.
+const KEEP_EVENTS = 100_000
+
+/** What each use case means, as transactions over the store. Emits a PoolEvent after each commit. */
 export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
-  private readonly batcher: Batcher<leases.DbGrant>
+  private readonly batchers = new Map<string, Batcher<leases.DbGrant>>()
   private readonly hint: CommitHint
   private sweepTimer: NodeJS.Timeout | undefined
+  readonly defaultSettings: PoolSettings
 
   constructor (readonly db: Db, readonly options: PoolOptions) {
     super()
-    const terms: leases.LeaseTerms = {
-      ttlSeconds: options.leaseTtlSeconds,
-      windowHours: options.usageWindowHours,
-      evict: options.onExhausted === 'evict_oldest',
-    }
-    // PGlite has one connection; PostgreSQL gets a few batches in flight to overlap round trips.
-    const inFlight = db.kind === 'pglite' ? 1 : 4
+    this.defaultSettings = withDefaults(options.defaultPool)
     this.hint = new CommitHint(async () => { await notifyReaders(db) })
-    this.batcher = new Batcher(async (userIds) => {
-      const rows = await withRetry(async () => await leases.allocateMany(db, userIds, terms))
-      // Anything but a returned lease wrote usages (new leases, or ends of ones that ran out).
-      if (rows.some((r) => r.outcome !== 'existing')) this.hint.poke()
-      return new Map(rows.map((r) => [r.user_id, r]))
-    }, 256, inFlight)
   }
 
-  /** Applies the schema and sizes the pool; then keeps expiry bookkeeping going. */
+  /** Applies the schema and sets the default pool from the configuration; then keeps bookkeeping going. */
   async start (): Promise<void> {
     await migrate(this.db)
-    await withRetry(async () => await tokens.provision(this.db, this.options.poolSize))
+    await withRetry(async () => {
+      await pools.update(this.db, DEFAULT_POOL, this.defaultSettings, false)
+      await pools.provision(this.db, DEFAULT_POOL, this.defaultSettings.size)
+    })
     const every = this.options.sweepIntervalMs ?? 1000
     if (every > 0) {
       this.sweepTimer = setInterval(() => { this.sweep().catch(() => {}) }, every)
@@ -67,101 +78,322 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
     clearInterval(this.sweepTimer)
   }
 
-  async allocate (userId: string): Promise<Lease> {
-    const row = await this.batcher.submit(userId)
-    if (row.outcome === 'exhausted') {
+  // ── pools ──────────────────────────────────────────────────────────────────
+
+  async listPools (): Promise<PoolView[]> {
+    return await read(async () => await pools.listPools(this.db))
+  }
+
+  async getPool (name: string): Promise<PoolView> {
+    const [pool] = await read(async () => await pools.listPools(this.db, name))
+    if (pool === undefined) throw poolNotFound(name)
+    return pool
+  }
+
+  async createPool (name: string, given: Partial<PoolSettings>): Promise<PoolView> {
+    const s = withDefaults(given)
+    checkSettings(s)
+    const outcome = await withRetry(async () => await pools.create(this.db, name, s))
+    if (outcome === 'exists') throw new PoolError('pool_exists', `A pool named ${name} exists already.`, { details: { pool: name } })
+    await withRetry(async () => { await pools.provision(this.db, name, s.size) })
+    return await this.poolChanged(name)
+  }
+
+  async updatePool (name: string, changes: Partial<PoolSettings>): Promise<PoolView> {
+    if (name === DEFAULT_POOL) throw managedByConfig()
+    const current = await read(async () => await pools.settings(this.db, name))
+    if (current === undefined) throw poolNotFound(name)
+    const next = { ...current, ...changes }
+    checkSettings(next)
+    const outcome = await withRetry(async () => await pools.update(this.db, name, changes, true))
+    if (outcome === 'not_found') throw poolNotFound(name)
+    await withRetry(async () => { await pools.provision(this.db, name, next.size) })
+    return await this.poolChanged(name)
+  }
+
+  async deletePool (name: string, force: boolean): Promise<void> {
+    if (name === DEFAULT_POOL) throw managedByConfig()
+    const outcome = await withRetry(async () => await pools.remove(this.db, name, force))
+    if (outcome === 'not_found') throw poolNotFound(name)
+    if (outcome === 'busy') {
+      throw new PoolError('pool_busy', `Pool ${name} has active leases; delete with ?force=true to end them.`, { details: { pool: name } })
+    }
+    this.batchers.delete(name)
+    this.hint.poke()
+    await withRetry(async () => { await pools.retireAll(this.db, name) })
+    this.emit('change', { type: 'pool_changed', pool: { name, deleted: true } })
+  }
+
+  private async poolChanged (name: string): Promise<PoolView> {
+    this.hint.poke()
+    const view = await this.getPool(name)
+    this.emit('change', { type: 'pool_changed', pool: view })
+    return view
+  }
+
+  // ── leases ─────────────────────────────────────────────────────────────────
+
+  async allocate (userId: string, pool: string = DEFAULT_POOL): Promise<Lease> {
+    const row = await this.batcher(pool).submit(userId)
+    if (row.outcome === 'no_pool') {
+      this.batchers.delete(pool)
+      throw poolNotFound(pool)
+    }
+    if (row.outcome === 'quota') {
       const retryAfterSeconds = Math.max(1, Math.ceil((row.retry_after_ms ?? 1000) / 1000))
-      throw new PoolError('pool_exhausted', 'Every token is leased; try again when the earliest lease expires.', {
-        retryAfterSeconds, details: { retry_after_seconds: retryAfterSeconds },
+      throw new PoolError('quota_exceeded', `This user has taken its quota of new leases in pool ${pool} for this window.`, {
+        retryAfterSeconds, details: { pool, retry_after_seconds: retryAfterSeconds },
       })
     }
-    const lease: Lease = {
+    if (row.outcome === 'exhausted') throw exhausted(pool, row.retry_after_ms)
+    return {
+      pool,
       tokenId: row.token_id!,
       userId,
       leaseId: row.lease_id!,
       startedAt: row.started_at!,
       expiresAt: row.expires_at!,
-      expiresInSeconds: row.outcome === 'new'
-        ? Math.floor(this.options.leaseTtlSeconds)
-        : Math.max(0, Math.floor((row.expires_at!.getTime() - row.now.getTime()) / 1000)),
+      renewableUntil: row.renewable_until!,
+      expiresInSeconds: secondsLeft(row.expires_at!, row.outcome === 'new' ? row.started_at! : row.now),
       evictedUserId: row.evicted_user_id,
       isNew: row.outcome === 'new',
     }
-    if (lease.isNew) this.emit('change', { type: 'allocated', lease })
-    return lease
   }
 
-  async release (tokenId: string, userId: string): Promise<EndedLease> {
-    const row = await withRetry(async () => await leases.release(this.db, tokenId, userId))
-    if (row.outcome === 'not_found') throw notFound(tokenId)
-    if (row.outcome === 'not_holder') {
-      throw new PoolError('not_holder', 'That user does not hold that token now.', { details: { token_id: tokenId, user_id: userId } })
+  /** One group-committing queue per pool: a batch is one tp_allocate call, in one pool. */
+  private batcher (pool: string): Batcher<leases.DbGrant> {
+    let b = this.batchers.get(pool)
+    if (b === undefined) {
+      // PGlite has one connection; PostgreSQL gets a few batches in flight to overlap round trips.
+      const inFlight = this.db.kind === 'pglite' ? 1 : 4
+      b = new Batcher(async (userIds) => {
+        const rows = await withRetry(async () => await leases.allocateMany(this.db, pool, userIds))
+        // Anything but a returned lease or a refusal wrote usages (new leases, or ends of ones that ran out).
+        if (rows.some((r) => r.outcome === 'new')) this.hint.poke()
+        // One event per lease granted, however many requests asked for it.
+        for (const r of rows) {
+          if (r.outcome === 'new') {
+            this.emit('change', {
+              type: 'allocated',
+              lease: {
+                pool, tokenId: r.token_id!, userId: r.user_id, leaseId: r.lease_id!, startedAt: r.started_at!, expiresAt: r.expires_at!,
+                renewableUntil: r.renewable_until!, expiresInSeconds: secondsLeft(r.expires_at!, r.started_at!), evictedUserId: r.evicted_user_id, isNew: true,
+              },
+            })
+          }
+        }
+        return new Map(rows.map((r) => [r.user_id, r]))
+      }, 256, inFlight, MAX_QUEUED)
+      this.batchers.set(pool, b)
     }
+    return b
+  }
+
+  async release (tokenId: string, userId: string, pool?: string): Promise<EndedLease> {
+    await this.checkPoolOf(tokenId, pool)
+    const row = await withRetry(async () => await leases.release(this.db, tokenId, userId))
+    if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
+    if (row.outcome === 'not_holder') throw notHolder(tokenId, userId)
     const lease: EndedLease = {
-      leaseId: row.lease_id!, tokenId, userId, startedAt: row.started_at!, releasedAt: row.released_at!, releaseReason: 'released',
+      pool: row.pool!, leaseId: row.lease_id!, tokenId, userId, startedAt: row.started_at!, releasedAt: row.released_at!, releaseReason: 'released',
     }
     this.hint.poke()
     this.emit('change', { type: 'released', lease })
     return lease
   }
 
-  async clear (): Promise<number> {
-    const rows = await withRetry(async () => await leases.clear(this.db))
+  async renew (tokenId: string, userId: string, pool?: string): Promise<Lease> {
+    await this.checkPoolOf(tokenId, pool)
+    const row = await withRetry(async () => await leases.renew(this.db, tokenId, userId))
+    if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
+    if (row.outcome === 'not_holder') throw notHolder(tokenId, userId)
+    if (row.outcome === 'limit') {
+      const until = (await this.get(tokenId)).activeUsage?.renewableUntil
+      throw new PoolError('renewal_limit', 'The lease already ends at its renewal cap (renewable_until).', {
+        details: { renewable_until: until?.toISOString() ?? null },
+      })
+    }
+    const lease: Lease = {
+      pool: row.pool!, tokenId, userId, leaseId: row.lease_id!, startedAt: row.started_at!, expiresAt: row.expires_at!,
+      renewableUntil: row.renewable_until!, expiresInSeconds: secondsLeft(row.expires_at!, row.now), evictedUserId: null, isNew: false,
+    }
+    this.hint.poke()
+    this.emit('change', { type: 'renewed', lease })
+    return lease
+  }
+
+  async clear (pool: string = DEFAULT_POOL): Promise<number> {
+    await this.getPool(pool)
+    const rows = await withRetry(async () => await leases.clear(this.db, pool))
     if (rows.length > 0) this.hint.poke()
     for (const r of rows) this.emit('change', { type: 'cleared', lease: ended(r, 'cleared') })
     return rows.length
   }
 
-  /** Writes the end of leases that ran out and rolls a finished window. Safe on every node at once. */
+  // ── token health ───────────────────────────────────────────────────────────
+
+  /** By the holder (userId) or an admin (userId null): ends the lease, if any, and cools the token. */
+  async cooldown (tokenId: string, userId: string | null, seconds: number, pool?: string): Promise<{ token: TokenView, endedLease: EndedLease | null }> {
+    await this.checkPoolOf(tokenId, pool)
+    const row = await withRetry(async () => await health.cooldown(this.db, tokenId, userId, seconds))
+    if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
+    if (row.outcome === 'not_holder') throw notHolder(tokenId, userId ?? '')
+    if (row.outcome === 'token_disabled') throw new PoolError('token_disabled', 'The token is disabled; enable it first.', { details: { token_id: tokenId } })
+    if (row.outcome === 'too_long') {
+      throw new PoolError('validation_failed', `seconds must be more than 0 and at most the pool's cooldown_max_seconds (${row.max_seconds ?? 0})`, {
+        details: { field: 'seconds', location: 'body', issues: [{ field: 'seconds', message: `must be at most ${row.max_seconds ?? 0}` }] },
+      })
+    }
+    return await this.healthChanged('cooling', tokenId, row, 'cooldown')
+  }
+
+  async disable (tokenId: string, reason: string | null, pool?: string): Promise<{ token: TokenView, endedLease: EndedLease | null }> {
+    await this.checkPoolOf(tokenId, pool)
+    const row = await withRetry(async () => await health.disable(this.db, tokenId, reason))
+    if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
+    return await this.healthChanged('disabled', tokenId, row, 'disabled')
+  }
+
+  async enable (tokenId: string, pool?: string): Promise<TokenView> {
+    await this.checkPoolOf(tokenId, pool)
+    const row = await withRetry(async () => await health.enable(this.db, tokenId))
+    if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
+    return (await this.healthChanged('enabled', tokenId, row, 'disabled')).token
+  }
+
+  async label (tokenId: string, text: string | null, pool?: string): Promise<TokenView> {
+    await this.checkPoolOf(tokenId, pool)
+    const row = await withRetry(async () => await health.label(this.db, tokenId, text))
+    if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
+    return await this.get(tokenId)
+  }
+
+  private async healthChanged (type: 'cooling' | 'disabled' | 'enabled', tokenId: string, row: health.DbHealthChange, reason: ReleaseReason) {
+    this.hint.poke()
+    const endedLease: EndedLease | null = row.lease_id == null
+      ? null
+      : { pool: row.pool!, leaseId: row.lease_id, tokenId, userId: row.user_id!, startedAt: row.started_at!, releasedAt: row.released_at!, releaseReason: reason }
+    if (endedLease !== null) this.emit('change', { type: 'released', lease: endedLease })
+    const token = await this.get(tokenId)
+    this.emit('change', { type, token })
+    return { token, endedLease }
+  }
+
+  /** Under /api/pools/:pool/…, a token of another pool is not found. */
+  private async checkPoolOf (tokenId: string, pool: string | undefined): Promise<void> {
+    if (pool === undefined) return
+    const owner = await read(async () => await pools.poolOfToken(this.db, tokenId))
+    if (owner !== pool) {
+      await this.getPool(pool)
+      throw tokenNotFound(tokenId)
+    }
+  }
+
+  // ── reads ──────────────────────────────────────────────────────────────────
+
+  /** One page of a pool's tokens in creation order, with the whole pool's counts. */
+  async list (pool: string = DEFAULT_POOL, opts: { status?: TokenStatus, limit?: number, cursor?: string } = {}): Promise<TokenPage & { counts: PoolHead }> {
+    const limit = opts.limit ?? 10_000
+    const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor)
+    const [head, rows] = await read(async () => await Promise.all([
+      tokens.poolHead(this.db, pool),
+      tokens.page(this.db, pool, opts.status, after, limit + 1),
+    ]))
+    if (head === undefined) throw poolNotFound(pool)
+    const page = rows.slice(0, limit)
+    const last = page.at(-1)
+    return { counts: toHead(head), tokens: page.map(tokenView), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.position) : null }
+  }
+
+  /** Every token of a pool, read a page at a time: constant memory for any pool size. */
+  async * streamTokens (pool: string, status?: TokenStatus): AsyncGenerator<TokenView> {
+    let after: number | undefined
+    for (;;) {
+      const rows = await read(async () => await tokens.page(this.db, pool, status, after, STREAM_PAGE))
+      for (const r of rows) yield tokenView(r)
+      if (rows.length < STREAM_PAGE) return
+      after = rows.at(-1)!.position
+    }
+  }
+
+  async head (pool: string): Promise<PoolHead> {
+    const head = await read(async () => await tokens.poolHead(this.db, pool))
+    if (head === undefined) throw poolNotFound(pool)
+    return toHead(head)
+  }
+
+  /** One token, whichever pool holds it (or only in `pool`). */
+  async get (tokenId: string, pool?: string): Promise<TokenView> {
+    const row = await read(async () => await tokens.getToken(this.db, tokenId))
+    if (row === undefined || (pool !== undefined && row.pool !== pool)) {
+      if (pool !== undefined) await this.getPool(pool)
+      throw tokenNotFound(tokenId)
+    }
+    const view = tokenView(row)
+    if (view.activeUsage !== null && row.renewable_until !== null) view.activeUsage.renewableUntil = row.renewable_until
+    return view
+  }
+
+  async history (tokenId: string, limit: number, cursor: string | undefined, pool?: string): Promise<{ usages: Usage[], nextCursor: string | null }> {
+    const before = cursor === undefined ? undefined : decodeCursor(cursor)
+    const [owner, rows] = await read(async () => await Promise.all([
+      pools.poolOfToken(this.db, tokenId),
+      usages.history(this.db, tokenId, limit + 1, before),
+    ]))
+    if (owner === undefined || (pool !== undefined && owner !== pool)) {
+      if (pool !== undefined) await this.getPool(pool)
+      throw tokenNotFound(tokenId)
+    }
+    const page = rows.slice(0, limit)
+    const last = page.at(-1)
+    return { usages: page.map(usage), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.id) : null }
+  }
+
+  /** Every usage of a pool started in [since, until), oldest first, a page at a time. */
+  async * export (pool: string, since?: Date, until?: Date): AsyncGenerator<Usage & { pool: string, tokenId: string }> {
+    await this.getPool(pool)
+    let after: { startedAt: Date, id: number } | undefined
+    for (;;) {
+      const rows = await read(async () => await usages.exportPage(this.db, pool, since, until, after, STREAM_PAGE))
+      for (const r of rows) yield { ...usage(r), pool: r.pool, tokenId: r.token_id }
+      if (rows.length < STREAM_PAGE) return
+      const last = rows.at(-1)!
+      after = { startedAt: last.started_at, id: last.id }
+    }
+  }
+
+  /** The current window's statistics of a pool. */
+  async stats (pool: string = DEFAULT_POOL, leastUsedLimit = 100): Promise<PoolStats> {
+    const [head, s] = await read(async () => await Promise.all([
+      tokens.poolHead(this.db, pool),
+      tokens.stats(this.db, pool, leastUsedLimit),
+    ]))
+    if (head === undefined) throw poolNotFound(pool)
+    return {
+      pool,
+      ...toHead(head),
+      allocationsInWindow: s.allocations_in_window,
+      usageCount: { min: s.min ?? 0, max: s.max ?? 0, mean: s.mean ?? 0 },
+      leastUsedCount: s.least_used_count,
+      leastUsed: (s.least_used ?? []).map((t) => ({ tokenId: t.token_id, usageCount: t.usage_count })),
+    }
+  }
+
+  // ── bookkeeping ────────────────────────────────────────────────────────────
+
+  /**
+   * Writes the end of leases that ran out, forgets counts of ended windows and prunes
+   * old events. Availability never waits for it; safe on every node at once.
+   */
   async sweep (): Promise<number> {
-    await leases.settleWindow(this.db, this.options.usageWindowHours)
     const rows = await leases.sweepExpired(this.db, 1000)
     if (rows.length > 0) this.hint.poke()
     for (const r of rows) this.emit('change', { type: 'released', lease: ended(r, 'expired') })
+    for (const name of await pools.names(this.db)) {
+      while (await pools.forgetOldCounts(this.db, name, FORGET_STEP) === FORGET_STEP);
+    }
+    await prune(this.db, KEEP_EVENTS)
     return rows.length
-  }
-
-  async list (status?: TokenStatus): Promise<{ tokens: TokenView[], counts: PoolCounts }> {
-    const { tokens: rows, counts } = await read(async () => await tokens.listTokens(this.db, this.options.usageWindowHours, status))
-    return {
-      tokens: rows.map(tokenView),
-      counts: { ...this.window(counts.window_started_at), total: counts.total, active: counts.active, available: counts.total - counts.active },
-    }
-  }
-
-  async get (tokenId: string): Promise<TokenView> {
-    const row = await read(async () => await tokens.getToken(this.db, this.options.usageWindowHours, tokenId))
-    if (row === undefined) throw notFound(tokenId)
-    return tokenView(row)
-  }
-
-  async history (tokenId: string, limit: number, cursor: string | undefined): Promise<{ usages: Usage[], nextCursor: string | null }> {
-    const before = cursor === undefined ? undefined : decodeCursor(cursor)
-    const [exists, rows] = await read(async () => await Promise.all([
-      tokens.tokenExists(this.db, tokenId),
-      readHistory(this.db, tokenId, limit + 1, before),
-    ]))
-    if (!exists) throw notFound(tokenId)
-    const page = rows.slice(0, limit)
-    const last = page.at(-1)
-    return {
-      usages: page.map((u) => ({ leaseId: u.id, userId: u.user_id, startedAt: u.started_at, releasedAt: u.released_at, releaseReason: u.release_reason })),
-      nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.id) : null,
-    }
-  }
-
-  /** The current window's statistics; `leastUsed: false` skips listing the least-used tokens (metrics need only the figures). */
-  async stats ({ leastUsed = true }: { leastUsed?: boolean } = {}): Promise<PoolStats> {
-    const s = await read(async () => await tokens.stats(this.db, this.options.usageWindowHours, leastUsed))
-    return {
-      ...this.window(s.window_started_at),
-      total: s.total,
-      active: s.active,
-      available: s.total - s.active,
-      allocationsInWindow: s.allocations_in_window,
-      usageCount: { min: s.min ?? 0, max: s.max ?? 0, mean: s.mean ?? 0 },
-      leastUsed: (s.least_used ?? []).map((t) => ({ tokenId: t.token_id, usageCount: t.usage_count })),
-    }
   }
 
   /** Whether the database answers. */
@@ -173,9 +405,21 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
       return false
     }
   }
+}
 
-  private window (startedAt: Date): WindowInfo {
-    return { windowStartedAt: startedAt, windowResetsAt: new Date(startedAt.getTime() + this.options.usageWindowHours * 3_600_000) }
+export interface PoolHead extends WindowInfo {
+  total: number
+  active: number
+  available: number
+  cooling: number
+  disabled: number
+  waiting: number
+}
+
+function toHead (h: tokens.DbPoolHead): PoolHead {
+  return {
+    total: h.total, active: h.active, available: h.available, cooling: h.cooling, disabled: h.disabled, waiting: 0,
+    windowStartedAt: h.window_started_at, windowResetsAt: h.window_resets_at,
   }
 }
 
@@ -187,19 +431,63 @@ async function read<T> (op: () => Promise<T>): Promise<T> {
   }
 }
 
-function notFound (tokenId: string): PoolError {
+function secondsLeft (until: Date, from: Date): number {
+  return Math.max(0, Math.floor((until.getTime() - from.getTime()) / 1000))
+}
+
+function checkSettings (s: PoolSettings): void {
+  if (s.lease_max_seconds < s.lease_ttl_seconds) {
+    throw new PoolError('validation_failed', 'lease_max_seconds must be at least lease_ttl_seconds', {
+      details: { field: 'lease_max_seconds', location: 'body', issues: [{ field: 'lease_max_seconds', message: 'must be at least lease_ttl_seconds' }] },
+    })
+  }
+}
+
+function exhausted (pool: string, retryAfterMs: number | null): PoolError {
+  if (retryAfterMs === null) {
+    return new PoolError('pool_exhausted', 'No token is available and none will free up: every token is disabled.', { details: { pool } })
+  }
+  const retryAfterSeconds = Math.max(1, Math.ceil(retryAfterMs / 1000))
+  return new PoolError('pool_exhausted', 'No token is available; try again when the earliest lease or cooldown ends.', {
+    retryAfterSeconds, details: { pool, retry_after_seconds: retryAfterSeconds },
+  })
+}
+
+function poolNotFound (name: string): PoolError {
+  return new PoolError('not_found', `There is no pool named ${name}.`, { details: { pool: name } })
+}
+
+function tokenNotFound (tokenId: string): PoolError {
   return new PoolError('not_found', 'The pool has no token with that id.', { details: { token_id: tokenId } })
 }
 
-function ended (r: leases.DbEndedLease, reason: ReleaseReason): EndedLease {
-  return { leaseId: r.lease_id, tokenId: r.token_id, userId: r.user_id, startedAt: r.started_at, releasedAt: r.released_at, releaseReason: reason }
+function notHolder (tokenId: string, userId: string): PoolError {
+  return new PoolError('not_holder', 'That user does not hold that token now.', { details: { token_id: tokenId, user_id: userId } })
 }
 
-function tokenView (r: tokens.DbToken): TokenView {
+function managedByConfig (): PoolError {
+  return new PoolError('managed_by_config', 'The default pool is set by the environment (POOL_SIZE, LEASE_TTL_SECONDS, …) at every start; change it there.', {
+    details: { pool: DEFAULT_POOL },
+  })
+}
+
+function ended (r: leases.DbEndedLease, reason: ReleaseReason): EndedLease {
+  return { pool: r.pool, leaseId: r.lease_id, tokenId: r.token_id, userId: r.user_id, startedAt: r.started_at, releasedAt: r.released_at, releaseReason: reason }
+}
+
+function usage (u: usages.DbUsage): Usage {
+  return { leaseId: u.id, userId: u.user_id, startedAt: u.started_at, expiresAt: u.expires_at, releasedAt: u.released_at, releaseReason: u.release_reason }
+}
+
+export function tokenView (r: tokens.DbToken): TokenView {
   return {
     id: r.id,
-    status: r.active ? 'active' : 'available',
+    pool: r.pool,
+    label: r.label,
+    status: r.status,
     usageCount: r.usage_count,
-    activeUsage: r.active ? { userId: r.user_id!, startedAt: r.started_at!, expiresAt: r.expires_at! } : null,
+    coolingUntil: r.cooling_until,
+    disabledReason: r.disabled_reason,
+    activeUsage: r.status === 'active' ? { leaseId: r.lease_id!, userId: r.user_id!, startedAt: r.started_at!, expiresAt: r.expires_at! } : null,
   }
 }

@@ -9,21 +9,26 @@ export async function notifyReaders (db: Db): Promise<void> {
   await db.query('SELECT pg_notify($1, current_schema())', [EVENTS_CHANNEL])
 }
 
-export type DbEventType = 'allocated' | 'released' | 'cleared'
+export type DbEventType = 'allocated' | 'renewed' | 'released' | 'cleared' | 'cooling' | 'disabled' | 'enabled' | 'pool_changed'
 
 export interface DbEvent {
   id: number
   /** the writing transaction's id (xid8, as text): events are read in (xid, id) order */
   xid: string
   type: DbEventType
-  lease_id: number
-  token_id: string
-  user_id: string
-  started_at: Date
-  expires_at: Date
+  pool: string
+  /** lease events: the lease */
+  lease_id: number | null
+  token_id: string | null
+  user_id: string | null
+  started_at: Date | null
+  expires_at: Date | null
+  renewable_until: Date | null
   released_at: Date | null
   release_reason: ReleaseReason | null
   evicted_user_id: string | null
+  /** token and pool events: the view at that moment, as JSON */
+  body: Record<string, unknown> | null
 }
 
 /** A place in the stream: everything at or before it has been read. */
@@ -34,8 +39,8 @@ export interface Position {
 
 export const START: Position = { xid: '0', id: 0 }
 
-const COLUMNS = `id, xid::text AS xid, type, lease_id, token_id, user_id, started_at, expires_at,
-                 released_at, release_reason, evicted_user_id`
+const COLUMNS = `id, xid::text AS xid, type, pool, lease_id, token_id, user_id, started_at, expires_at,
+                 renewable_until, released_at, release_reason, evicted_user_id, body`
 
 // Below the oldest transaction still running, no event can appear any more.
 const SETTLED = 'xid < pg_snapshot_xmin(pg_current_snapshot())'
@@ -43,9 +48,9 @@ const SETTLED = 'xid < pg_snapshot_xmin(pg_current_snapshot())'
 /** Settled events after `after`, in stream order. */
 export async function readAfter (db: Db, after: Position, limit: number): Promise<DbEvent[]> {
   return await db.query<DbEvent>(
-    `SELECT ${COLUMNS} FROM pool_events
-      WHERE (xid, id) > ($1::xid8, $2::bigint) AND ${SETTLED}
-      ORDER BY xid, id LIMIT $3`,
+    `SELECT ${COLUMNS} FROM pool_events e
+      WHERE (e.xid, e.id) > ($1::xid8, $2::bigint) AND e.${SETTLED}
+      ORDER BY e.xid, e.id LIMIT $3`,
     [after.xid, after.id, limit]
   )
 }
@@ -53,33 +58,39 @@ export async function readAfter (db: Db, after: Position, limit: number): Promis
 /** The last settled event's position: reading from here gives only what happens next. */
 export async function head (db: Db): Promise<Position> {
   const [row] = await db.query<Position>(
-    `SELECT xid::text AS xid, id FROM pool_events WHERE ${SETTLED} ORDER BY xid DESC, id DESC LIMIT 1`
+    // Ordered by the xid8 column itself: its text sorts '998' after '2526'.
+    `SELECT e.xid::text AS xid, e.id FROM pool_events e WHERE e.${SETTLED} ORDER BY e.xid DESC, e.id DESC LIMIT 1`
   )
   return row ?? START
 }
 
 /**
- * Where to resume after the event a client saw last (SSE Last-Event-ID). An id still
- * kept resumes right after it; an id older than the kept window replays all of it;
- * an id the stream never had (newer, or from another database) resumes from now.
+ * Where to resume after the event a client saw last (SSE Last-Event-ID): right after it
+ * while it is still kept. `reset` when it is older than the kept window: the client
+ * missed events it can no longer get and must re-read the state. An id the stream never
+ * had (newer, or from another database) resumes from now.
  */
-export async function resumeAfter (db: Db, lastId: number): Promise<Position> {
+export async function resumeAfter (db: Db, lastId: number): Promise<{ from: Position, reset: boolean }> {
   const [row] = await db.query<{ xid: string | null, oldest: number | null }>(
     `SELECT (SELECT xid::text FROM pool_events WHERE id = $1::bigint) AS xid,
             (SELECT min(id) FROM pool_events) AS oldest`,
     [lastId]
   )
-  if (row?.xid != null) return { xid: row.xid, id: lastId }
-  if (row?.oldest != null && lastId < row.oldest) return START
-  return await head(db)
+  if (row?.xid != null) return { from: { xid: row.xid, id: lastId }, reset: false }
+  return { from: await head(db), reset: row?.oldest != null && lastId < row.oldest }
 }
 
-/** Keeps the newest `keep` events; the stream's replay window. */
+/**
+ * Drops events that are both beyond the newest `keep` and older than an hour, and only
+ * settled ones (below every running transaction), which every live reader has passed.
+ */
 export async function prune (db: Db, keep: number): Promise<number> {
   const [row] = await db.query<{ n: number }>(
     `WITH gone AS (
-       DELETE FROM pool_events
-        WHERE id < (SELECT id FROM pool_events ORDER BY id DESC OFFSET greatest($1::int, 1) - 1 LIMIT 1)
+       DELETE FROM pool_events e
+        WHERE e.id < (SELECT id FROM pool_events ORDER BY id DESC OFFSET greatest($1::int, 1) - 1 LIMIT 1)
+          AND e.created_at < now() - interval '1 hour'
+          AND e.${SETTLED}
        RETURNING 1)
      SELECT count(*)::int AS n FROM gone`,
     [keep]

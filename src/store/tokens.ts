@@ -1,96 +1,89 @@
-import type { TokenStatus } from '../domain/types.js'
+import type { PoolCounts, TokenStatus } from '../domain/types.js'
 import type { Db } from './db.js'
 
 export interface DbToken {
   id: string
-  active: boolean
+  pool: string
+  position: number
+  label: string | null
+  status: TokenStatus
   user_id: string | null
+  lease_id: number | null
   started_at: Date | null
   expires_at: Date | null
+  cooling_until: Date | null
+  disabled_reason: string | null
   usage_count: number
 }
 
-export interface DbPoolCounts {
-  total: number
-  active: number
+export interface DbPoolHead extends Omit<PoolCounts, 'waiting'> {
   window_started_at: Date
+  window_resets_at: Date
 }
 
-const windowSecs = (hours: number) => hours * 3600
-
-// Tokens made or retired per statement: 50,000 take about a second, well inside the statement timeout.
-const PROVISION_STEP = 50_000
-
-/** Makes the pool hold exactly `size` live tokens (rule 1); ids are created once and kept. */
-export async function provision (db: Db, size: number): Promise<void> {
-  for (;;) {
-    const [row] = await db.query<{ live: number }>('SELECT tp_provision($1, $2) AS live', [size, PROVISION_STEP])
-    if (row?.live === size) return
-  }
-}
-
-/** Every token in creation order, optionally filtered, with the whole pool's counts from the same snapshot. */
-export async function listTokens (db: Db, windowHours: number, status: TokenStatus | undefined): Promise<{ tokens: DbToken[], counts: DbPoolCounts }> {
-  const rows = await db.query<DbToken & { total: number, active_total: number, ws: Date, present: boolean }>(
-    `WITH pool AS (SELECT * FROM tp_tokens(make_interval(secs => $1))),
-          counts AS (SELECT count(*)::int AS total, (count(*) FILTER (WHERE active))::int AS active_total,
-                            tp_window_start(make_interval(secs => $1)) AS ws FROM pool)
-     SELECT p.id IS NOT NULL AS present, p.id, p.active, p.user_id, p.started_at, p.expires_at, p.usage_count,
-            c.total, c.active_total, c.ws
-       FROM counts c LEFT JOIN pool p ON $2::text IS NULL OR p.active = ($2::text = 'active')
-      ORDER BY p.position`,
-    [windowSecs(windowHours), status ?? null]
-  )
-  const first = rows[0]
-  if (first === undefined) throw new Error('pool counts missing')
-  return {
-    tokens: rows.filter((r) => r.present),
-    counts: { total: first.total, active: first.active_total, window_started_at: first.ws },
-  }
-}
-
-/** One token as users see it, or undefined when the pool has no such (live) token. */
-export async function getToken (db: Db, windowHours: number, id: string): Promise<DbToken | undefined> {
-  const [row] = await db.query<DbToken>(
-    'SELECT * FROM tp_tokens(make_interval(secs => $1)) WHERE id = $2::uuid',
-    [windowSecs(windowHours), id]
+/** A pool's counts and window, from one snapshot; undefined for a pool that does not exist. */
+export async function poolHead (db: Db, pool: string): Promise<DbPoolHead | undefined> {
+  const [row] = await db.query<DbPoolHead>(
+    `SELECT c.*, w.ws AS window_started_at, w.ws + make_interval(secs => p.usage_window_hours * 3600) AS window_resets_at
+       FROM pools p
+       CROSS JOIN LATERAL (SELECT tp_window_now(p, now()) AS ws) w
+       CROSS JOIN LATERAL tp_pool_counts(p.name, now()) c
+      WHERE p.name = $1 AND NOT p.deleted`,
+    [pool]
   )
   return row
 }
 
-/** Whether the token ever existed (retired ones keep a readable history). */
-export async function tokenExists (db: Db, id: string): Promise<boolean> {
-  const rows = await db.query('SELECT 1 FROM tokens WHERE id = $1::uuid', [id])
-  return rows.length > 0
+/**
+ * Up to `limit` tokens of the pool after position `after`, in creation order, optionally
+ * only those of one status. Keyset-paged on the token's position, so a whole pool is
+ * read page by page in constant memory.
+ */
+export async function page (db: Db, pool: string, status: TokenStatus | undefined, after: number | undefined, limit: number): Promise<DbToken[]> {
+  return await db.query<DbToken>(
+    `SELECT * FROM tp_tokens($1, now()) v
+      WHERE ($2::text IS NULL OR v.status = $2::text) AND ($3::bigint IS NULL OR v.position > $3::bigint)
+      ORDER BY v.position LIMIT $4`,
+    [pool, status ?? null, after ?? null, limit]
+  )
+}
+
+/** One token as users see it, with its lease's cap, whichever pool holds it; undefined if not visible. */
+export async function getToken (db: Db, id: string): Promise<(DbToken & { renewable_until: Date | null }) | undefined> {
+  const [row] = await db.query<DbToken & { renewable_until: Date | null }>(
+    `SELECT v.*, CASE WHEN v.lease_id IS NOT NULL THEN coalesce(u.renewable_until, u.expires_at) END AS renewable_until
+       FROM tokens t
+       CROSS JOIN LATERAL tp_tokens(t.pool, now()) v
+       LEFT JOIN usages u ON u.id = v.lease_id
+      WHERE t.id = $1::uuid AND v.id = $1::uuid`,
+    [id]
+  )
+  return row
 }
 
 export interface DbStats {
-  window_started_at: Date
-  total: number
-  active: number
   allocations_in_window: number
   min: number | null
   max: number | null
   mean: number | null
+  least_used_count: number
   least_used: Array<{ token_id: string, usage_count: number }> | null
 }
 
-/** The window's figures; `leastUsed` lists every token at the minimum (a list as long as the pool when all are equal). */
-export async function stats (db: Db, windowHours: number, leastUsed: boolean): Promise<DbStats> {
+/** The window's usage figures over every visible token; the least-used list is capped at `leastUsedLimit`. */
+export async function stats (db: Db, pool: string, leastUsedLimit: number): Promise<DbStats> {
   const [row] = await db.query<DbStats>(
-    `WITH pool AS (SELECT * FROM tp_tokens(make_interval(secs => $1))),
-          agg AS (SELECT count(*)::int AS total, (count(*) FILTER (WHERE active))::int AS active,
-                         min(usage_count) AS min, max(usage_count) AS max, avg(usage_count)::float8 AS mean FROM pool)
-     SELECT tp_window_start(make_interval(secs => $1)) AS window_started_at, agg.*,
-            (SELECT coalesce(sum(usage_count), 0)::int FROM tokens
-              WHERE counted_window = tp_window_start(make_interval(secs => $1))) AS allocations_in_window,
-            CASE WHEN $2 THEN
-              (SELECT json_agg(json_build_object('token_id', p.id, 'usage_count', p.usage_count) ORDER BY p.position)
-                 FROM pool p WHERE p.usage_count = agg.min)
-            END AS least_used
+    `WITH agg AS MATERIALIZED (
+       SELECT min(usage_count) AS min, max(usage_count) AS max, avg(usage_count)::float8 AS mean,
+              coalesce(sum(usage_count), 0)::int AS allocations_in_window
+         FROM tp_tokens($1, now()))
+     SELECT agg.*,
+            (SELECT count(*)::int FROM tp_tokens($1, now()) v WHERE v.usage_count = agg.min) AS least_used_count,
+            (SELECT json_agg(json_build_object('token_id', l.id, 'usage_count', l.usage_count))
+               FROM (SELECT v.id, v.usage_count FROM tp_tokens($1, now()) v
+                      WHERE v.usage_count = agg.min ORDER BY v.position LIMIT $2) l) AS least_used
        FROM agg`,
-    [windowSecs(windowHours), leastUsed]
+    [pool, leastUsedLimit]
   )
-  if (row === undefined) throw new Error('stats missing')
-  return row
+  return row!
 }

@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
 import { TokenPoolClient, TokenPoolError, TokenPoolUnreachableError, type Lease, type PoolEvent, type Usage } from '../../src/client/index.js'
 import { buildApp, type App } from '../../src/http/app.js'
-import { TokenPool, type PoolOptions } from '../../src/pool/pool.js'
+import { TokenPool } from '../../src/pool/pool.js'
 import { openPostgres } from '../../src/store/pg-db.js'
-import { build, travel, type Harness } from '../helpers/app.js'
+import { build, travel, type DefaultPoolOptions, type Harness } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
 
 /**
@@ -22,7 +22,7 @@ function dropConnectionsOnClose (app: App): void {
 }
 
 /** The app on a real socket (an ephemeral port on loopback), and a client pointed at it. */
-async function serve (t: TestContext, backend: Backend, opts: Partial<PoolOptions> & { adminToken?: string } = {}) {
+async function serve (t: TestContext, backend: Backend, opts: DefaultPoolOptions & { adminToken?: string } = {}) {
   const harness: Harness = await build(t, backend, opts)
   dropConnectionsOnClose(harness.app)
   const url = await harness.app.listen({ port: 0, host: '127.0.0.1' })
@@ -139,7 +139,7 @@ describeEachBackend('TokenPoolClient.events across a restart', (backend) => {
     await pool.allocate(b)
 
     // A new process on the same port and database: the client comes back to it within its retry delay.
-    const restarted = new TokenPool(db, { poolSize: 3, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+    const restarted = new TokenPool(db, { defaultPool: { size: 3, lease_ttl_seconds: 120 }, sweepIntervalMs: 0 })
     await restarted.start()
     const app2 = await buildApp({ pool: restarted })
     dropConnectionsOnClose(app2)
@@ -210,7 +210,7 @@ async function rejection (promise: Promise<unknown>): Promise<TokenPoolError> {
 test('events: a 503 (no database) is a TokenPoolError without reconnect, and waited out with it', async (t) => {
   // A real client to a port where no PostgreSQL listens: the service is up, its database is not.
   const db = openPostgres('postgres://postgres@127.0.0.1:4599/none', { connectionTimeoutMs: 500 })
-  const pool = new TokenPool(db, { poolSize: 3, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+  const pool = new TokenPool(db, { defaultPool: { size: 3, lease_ttl_seconds: 120 }, sweepIntervalMs: 0 })
   const app = await buildApp({ pool })
   dropConnectionsOnClose(app)
   const seen = { tries: 0 }

@@ -1,6 +1,7 @@
 import type { TestContext } from 'node:test'
 import { buildApp, type App } from '../../src/http/app.js'
-import { TokenPool, type PoolOptions } from '../../src/pool/pool.js'
+import { TokenPool } from '../../src/pool/pool.js'
+import type { ExhaustionPolicy, PoolSettings } from '../../src/domain/types.js'
 import type { Db } from '../../src/store/db.js'
 import { testDb, type Backend } from './db.js'
 
@@ -10,17 +11,33 @@ export interface Harness {
   db: Db
 }
 
+/** The default pool's settings in the words of the environment (POOL_SIZE → poolSize). */
+export interface DefaultPoolOptions {
+  poolSize?: number
+  leaseTtlSeconds?: number
+  leaseMaxSeconds?: number
+  usageWindowHours?: number
+  onExhausted?: ExhaustionPolicy
+  cooldownMaxSeconds?: number
+  userQuota?: number | null
+}
+
+export function defaultPool (o: DefaultPoolOptions): Partial<PoolSettings> {
+  return {
+    size: o.poolSize ?? 10,
+    lease_ttl_seconds: o.leaseTtlSeconds ?? 120,
+    ...(o.leaseMaxSeconds === undefined ? {} : { lease_max_seconds: o.leaseMaxSeconds }),
+    usage_window_hours: o.usageWindowHours ?? 24,
+    on_exhausted: o.onExhausted ?? 'evict_oldest',
+    ...(o.cooldownMaxSeconds === undefined ? {} : { cooldown_max_seconds: o.cooldownMaxSeconds }),
+    ...(o.userQuota === undefined ? {} : { user_quota: o.userQuota }),
+  }
+}
+
 /** A started pool on a fresh schema and an app around it, closed when the test ends. No sweep timer: tests drive time. */
-export async function build (t: TestContext, backend: Backend, opts: Partial<PoolOptions> & { adminToken?: string } = {}): Promise<Harness> {
+export async function build (t: TestContext, backend: Backend, opts: DefaultPoolOptions & { adminToken?: string } = {}): Promise<Harness> {
   const db = await testDb(t, backend)
-  const pool = new TokenPool(db, {
-    poolSize: 10,
-    leaseTtlSeconds: 120,
-    usageWindowHours: 24,
-    onExhausted: 'evict_oldest',
-    sweepIntervalMs: 0,
-    ...opts,
-  })
+  const pool = new TokenPool(db, { defaultPool: defaultPool(opts), sweepIntervalMs: 0 })
   await pool.start()
   const app = await buildApp({ pool, adminToken: opts.adminToken })
   t.after(async () => {
@@ -40,10 +57,13 @@ export async function travel (db: Db, seconds: number): Promise<void> {
     DECLARE d interval := make_interval(secs => ${Number(seconds)}); r record;
     BEGIN
       FOR r IN SELECT id FROM usages ORDER BY started_at LOOP
-        UPDATE usages SET started_at = started_at - d, expires_at = expires_at - d, released_at = released_at - d WHERE id = r.id;
+        UPDATE usages SET started_at = started_at - d, expires_at = expires_at - d, released_at = released_at - d,
+                          renewable_until = renewable_until - d WHERE id = r.id;
       END LOOP;
-      UPDATE tokens SET lease_started_at = lease_started_at - d, lease_expires_at = lease_expires_at - d, counted_window = counted_window - d;
-      UPDATE pool_state SET window_started_at = window_started_at - d;
+      UPDATE tokens SET lease_started_at = lease_started_at - d, lease_expires_at = lease_expires_at - d,
+                        counted_window = counted_window - d, cooling_until = cooling_until - d;
+      UPDATE pools SET window_started_at = window_started_at - d;
+      UPDATE user_window_leases SET window_started_at = window_started_at - d;
     END $$`)
 }
 

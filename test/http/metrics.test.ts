@@ -56,7 +56,7 @@ describeEachBackend('GET /metrics', (backend) => {
     await allocate(app)
 
     // A new process on the same database: its counters start at 0, its gauges do not.
-    const restarted = new TokenPool(db, { poolSize: 3, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+    const restarted = new TokenPool(db, { defaultPool: { size: 3, lease_ttl_seconds: 120 }, sweepIntervalMs: 0 })
     await restarted.start()
     const app2 = await buildApp({ pool: restarted })
     t.after(async () => { await app2.close() })
@@ -114,7 +114,7 @@ test('includes the default process metrics, and each app has its own registry', 
 test('with the database down, /metrics still answers: database_up 0 and no stale pool figures', async (t) => {
   // A real client to a port where nothing listens (in this suite's range).
   const db = openPostgres('postgres://postgres@127.0.0.1:4599/none', { connectionTimeoutMs: 1000 })
-  const pool = new TokenPool(db, { poolSize: 3, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+  const pool = new TokenPool(db, { defaultPool: { size: 3, lease_ttl_seconds: 120 }, sweepIntervalMs: 0 })
   const app = await buildApp({ pool })
   t.after(async () => {
     await app.close()

@@ -7,7 +7,7 @@ import type { Lease } from '../../src/domain/types.js'
 import { overlaps } from '../helpers/app.js'
 import { describeEachBackend, describeMultiConnection, POSTGRES_URL, testDb } from '../helpers/db.js'
 
-const options: PoolOptions = { poolSize: 10, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 }
+const options: PoolOptions = { defaultPool: { size: 10 }, sweepIntervalMs: 0 }
 
 /** Checks every acknowledged lease against the stored history, and the invariants in SQL. */
 async function verify (db: Parameters<typeof overlaps>[0], granted: Lease[]) {
@@ -67,7 +67,7 @@ describeMultiConnection('several pools (nodes) racing on one PostgreSQL', () => 
     const nodes = await Promise.all([1, 2, 3].map(async () => {
       const nodeDb = openPostgres(POSTGRES_URL!, { schema, max: 8 })
       t.after(async () => { await nodeDb.close() })
-      const pool = new TokenPool(nodeDb, { ...options, poolSize: 5 })
+      const pool = new TokenPool(nodeDb, { ...options, defaultPool: { size: 5 } })
       await pool.start()
       return pool
     }))

@@ -53,7 +53,7 @@ describeEachBackend('the pool behaves like its model', (backend) => {
     await fc.assert(fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25 }), async (ops) => {
       await t.test('run', async (tt) => {
         const db = await testDb(tt, backend)
-        const pool = new TokenPool(db, { poolSize: SIZE, leaseTtlSeconds: TTL, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+        const pool = new TokenPool(db, { defaultPool: { size: SIZE, lease_ttl_seconds: TTL }, sweepIntervalMs: 0 })
         await pool.start()
         const model = new Model((await pool.list()).tokens.map((x) => x.id))
         let lastLeaseId = 0

@@ -6,7 +6,7 @@ import { travel } from '../helpers/app.js'
 import { describeEachBackend, testDb } from '../helpers/db.js'
 
 const options = (poolSize: number): PoolOptions =>
-  ({ poolSize, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+  ({ defaultPool: { size: poolSize }, sweepIntervalMs: 0 })
 
 const ids = async (pool: TokenPool) => (await pool.list()).tokens.map((t) => t.id)
 

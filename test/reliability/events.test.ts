@@ -9,6 +9,7 @@ import { prune } from '../../src/store/events.js'
 import { build, json, travel, type Harness } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
 import { SseClient } from './helpers/sse.js'
+import { Access } from '../../src/http/plugins/auth.js'
 
 /** A harness whose app listens on a real socket, and a way to open its event stream. */
 async function serve (t: TestContext, backend: Backend, opts: Parameters<typeof build>[2] = {}) {
@@ -137,7 +138,7 @@ describeEachBackend('GET /api/events', (backend) => {
     const app = Fastify()
     app.addSchema(ErrorBody)
     await app.register(errors)
-    await app.register(eventRoutes, { pool, heartbeatMs: 20 })
+    await app.register(eventRoutes, { pool, access: new Access(undefined), heartbeatMs: 20 })
     t.after(async () => { await app.close() })
     const address = await app.listen({ port: 0, host: '127.0.0.1' })
     const stream = await SseClient.open(`${address}/api/events`)

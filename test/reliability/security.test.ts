@@ -8,7 +8,7 @@ import { describeEachBackend, testDb, type Backend } from '../helpers/db.js'
 
 async function appWith (t: TestContext, backend: Backend, deps: { rateLimitPerMinute?: number, adminToken?: string }) {
   const db = await testDb(t, backend)
-  const pool = new TokenPool(db, { poolSize: 3, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+  const pool = new TokenPool(db, { defaultPool: { size: 3, lease_ttl_seconds: 120 }, sweepIntervalMs: 0 })
   await pool.start()
   const app = await buildApp({ pool, ...deps })
   t.after(async () => { await app.close() })

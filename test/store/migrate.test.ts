@@ -30,7 +30,7 @@ describeMultiConnection('nodes starting at once on an empty database', () => {
     const pools = [1, 2, 3].map(() => {
       const db = openPostgres(POSTGRES_URL!, { schema, max: 2 })
       t.after(async () => { await db.close() })
-      return new TokenPool(db, { poolSize: 25, leaseTtlSeconds: 120, usageWindowHours: 24, onExhausted: 'evict_oldest', sweepIntervalMs: 0 })
+      return new TokenPool(db, { defaultPool: { size: 25, lease_ttl_seconds: 120 }, sweepIntervalMs: 0 })
     })
     await Promise.all(pools.map(async (p) => { await p.start() }))
     const lists = await Promise.all(pools.map(async (p) => (await p.list()).tokens.map((x) => x.id)))

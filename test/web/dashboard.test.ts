@@ -6,8 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test, type TestContext } from 'node:test'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import type { PoolOptions } from '../../src/pool/pool.js'
-import { build } from '../helpers/app.js'
+import { build, type DefaultPoolOptions } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
 
 // Page functions run in the browser; the project compiles without the DOM library.
@@ -28,7 +27,7 @@ if (!SKIP && !existsSync(CHROMIUM)) {
 }
 
 /** A real server (buildApp + listen) on its own database, and a fresh headless Chromium on it. */
-async function open (t: TestContext, backend: Backend, opts: Partial<PoolOptions> & { adminToken?: string } = {}) {
+async function open (t: TestContext, backend: Backend, opts: DefaultPoolOptions & { adminToken?: string } = {}) {
   const { app, db } = await build(t, backend, { poolSize: 100, ...opts })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }

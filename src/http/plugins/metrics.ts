@@ -6,7 +6,7 @@ import type { PoolEvent, TokenPool } from '../../pool/pool.js'
 // From a cached round trip (~1 ms) to a slow database under load.
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
-const ALLOCATE_ROUTES = new Set(['/api/tokens/allocate', '/api/tokens/activate'])
+const ALLOCATE_ROUTES = new Set(['/api/tokens/allocate', '/api/tokens/activate', '/api/pools/:pool/tokens/allocate', '/api/pools/:pool/tokens/activate'])
 
 /**
  * Prometheus metrics at GET /metrics, on a registry of this app's own (tests build many apps).
@@ -20,25 +20,31 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
   collectDefaultMetrics({ register })
   const registers = [register]
 
-  const counter = (name: string, help: string) => new Counter({ name: `token_pool_${name}_total`, help, registers })
+  const counter = (name: string, help: string) => new Counter({ name: `token_pool_${name}_total`, help, labelNames: ['pool'], registers })
   const allocations = counter('allocations', 'New leases granted by this process (an idempotent repeat is not one).')
-  const evictions = counter('evictions', 'Leases ended early to make room for a new user (ON_EXHAUSTED=evict_oldest).')
+  const evictions = counter('evictions', 'Leases ended early to make room for a new user (on_exhausted=evict_oldest).')
   const expiries = counter('expiries', 'Leases that ran out, as recorded by this process\'s expiry bookkeeping.')
   const releases = counter('releases', 'Leases given back early by their holder.')
   const clears = counter('clears', 'Leases ended by an admin clear.')
+  const renewals = counter('renewals', 'Leases renewed by their holder.')
+  const cooldowns = counter('cooldowns', 'Tokens put into cooldown (by their holder or an admin).')
+  const disables = counter('disables', 'Tokens disabled by an admin.')
+  const enables = counter('enables', 'Tokens enabled by an admin.')
 
-  // The pool's state has a registry of its own, left out of a scrape that could not read it.
+  // The pools' state has a registry of its own, left out of a scrape that could not read it.
   const poolRegister = new Registry()
   const gauge = (name: string, help: string, labelNames: string[] = []) =>
-    new Gauge({ name: `token_pool_${name}`, help, labelNames, registers: [poolRegister] })
-  const size = gauge('size_tokens', 'Tokens in the pool (POOL_SIZE), from the database.')
+    new Gauge({ name: `token_pool_${name}`, help, labelNames: ['pool', ...labelNames], registers: [poolRegister] })
+  const size = gauge('size_tokens', 'Tokens in the pool (its size), from the database.')
+  const tokensByState = gauge('tokens', 'Tokens by state (active, available, cooling, disabled), from the database.', ['state'])
   const active = gauge('tokens_active', 'Tokens leased now, from the database.')
   const available = gauge('tokens_available', 'Tokens free now, from the database.')
+  const waiting = gauge('waiting_requests', 'Allocations waiting for a token (waiting is not built yet: 0).')
   const windowStart = gauge('window_start_time_seconds', 'Start of the current usage window, Unix time.')
   const windowReset = gauge('window_reset_time_seconds', 'When usage counts next go back to 0, Unix time.')
   const windowAllocations = gauge('window_allocations', 'Allocations in the current usage window, from the database.')
   const usageCount = gauge('window_usage_count', 'Per-token allocations in the current window: min, max and mean over the pool.', ['stat'])
-  const databaseUp = new Gauge({ name: 'token_pool_database_up', help: '1 when this scrape could read the pool from the database, else 0.', registers })
+  const databaseUp = new Gauge({ name: 'token_pool_database_up', help: '1 when this scrape could read the pools from the database, else 0.', registers })
 
   const allocationSeconds = new Histogram({
     name: 'token_pool_allocation_duration_seconds',
@@ -55,15 +61,30 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
   })
 
   const onChange = (event: PoolEvent) => {
-    if (event.type === 'allocated') {
-      allocations.inc()
-      if (event.lease.evictedUserId !== null) evictions.inc()
-    } else if (event.type === 'cleared') {
-      clears.inc()
-    } else if (event.lease.releaseReason === 'expired') {
-      expiries.inc()
-    } else {
-      releases.inc()
+    switch (event.type) {
+      case 'allocated':
+        allocations.inc({ pool: event.lease.pool })
+        if (event.lease.evictedUserId !== null) evictions.inc({ pool: event.lease.pool })
+        break
+      case 'renewed':
+        renewals.inc({ pool: event.lease.pool })
+        break
+      case 'cleared':
+        clears.inc({ pool: event.lease.pool })
+        break
+      case 'released':
+        if (event.lease.releaseReason === 'expired') expiries.inc({ pool: event.lease.pool })
+        else if (event.lease.releaseReason === 'released') releases.inc({ pool: event.lease.pool })
+        break
+      case 'cooling':
+        cooldowns.inc({ pool: event.token.pool })
+        break
+      case 'disabled':
+        disables.inc({ pool: event.token.pool })
+        break
+      case 'enabled':
+        enables.inc({ pool: event.token.pool })
+        break
     }
   }
   pool.on('change', onChange)
@@ -97,16 +118,22 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
   }, async (_request, reply) => {
     let poolText = ''
     try {
-      const s = await pool.stats({ leastUsed: false })
-      size.set(s.total)
-      active.set(s.active)
-      available.set(s.available)
-      windowStart.set(s.windowStartedAt.getTime() / 1000)
-      windowReset.set(s.windowResetsAt.getTime() / 1000)
-      windowAllocations.set(s.allocationsInWindow)
-      usageCount.set({ stat: 'min' }, s.usageCount.min)
-      usageCount.set({ stat: 'max' }, s.usageCount.max)
-      usageCount.set({ stat: 'mean' }, s.usageCount.mean)
+      poolRegister.resetMetrics()
+      for (const p of await pool.listPools()) {
+        const s = await pool.stats(p.name, 1)
+        const l = { pool: p.name }
+        size.set(l, p.size)
+        for (const state of ['active', 'available', 'cooling', 'disabled'] as const) tokensByState.set({ ...l, state }, p[state])
+        active.set(l, p.active)
+        available.set(l, p.available)
+        waiting.set(l, p.waiting)
+        windowStart.set(l, s.windowStartedAt.getTime() / 1000)
+        windowReset.set(l, s.windowResetsAt.getTime() / 1000)
+        windowAllocations.set(l, s.allocationsInWindow)
+        usageCount.set({ ...l, stat: 'min' }, s.usageCount.min)
+        usageCount.set({ ...l, stat: 'max' }, s.usageCount.max)
+        usageCount.set({ ...l, stat: 'mean' }, s.usageCount.mean)
+      }
       databaseUp.set(1)
       poolText = await poolRegister.metrics()
     } catch {

@@ -5,12 +5,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { EventFeed, type StreamEvent } from '../../pool/events.js'
 import type { TokenPool } from '../../pool/pool.js'
+import { POOL_NAME_PATTERN } from '../../domain/types.js'
+import type { Access } from '../plugins/auth.js'
 import { translateDbError } from '../../store/sqlstate.js'
 import * as present from '../present.js'
 import { errors } from '../schemas/common.js'
 
 export interface EventRoutesOptions {
   pool: TokenPool
+  access: Access
   /** the process's feed; when absent the route makes one and closes it with the app */
   feed?: EventFeed
   /** ms between heartbeat comments, which keep proxies from closing an idle stream */
@@ -42,18 +45,26 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
   app.get('/api/events', {
     schema: {
       tags: ['events'],
-      summary: 'Every change to the pool, from every node, as server-sent events',
-      description: 'text/event-stream. Each event has an `id:`, an `event:` (allocated, released or cleared) and a `data:` line: ' +
-        'for allocated the allocate response\'s data, for released and cleared the release response\'s data. ' +
-        'A client that reconnects with Last-Event-ID (or ?last_event_id=) first gets the events it missed, within the kept window.',
+      summary: 'Every change to every pool (or one), from every node, as server-sent events',
+      description: 'text/event-stream. Each event has an `id:`, an `event:` and a `data:` line of JSON carrying `pool`: ' +
+        'allocated and renewed carry the lease as allocate answers it; released (with release_reason) and cleared the ended lease as release answers it; ' +
+        'cooling, disabled and enabled the token (flat, with id); pool_changed the pool as GET /api/pools/:pool shows it. ' +
+        'A new subscriber gets only what happens next. A client that reconnects with Last-Event-ID (or ?last_event_id=) first gets the events it missed, ' +
+        'if they are still kept (at least the last 100,000 and the last hour); if not, one `reset` event: re-read the state.',
       headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: EVENT_ID, description: 'the id of the last event seen' })) }),
-      querystring: Type.Object({ last_event_id: Type.Optional(Type.String({ pattern: EVENT_ID, description: 'as the Last-Event-ID header' })) }),
+      querystring: Type.Object({
+        last_event_id: Type.Optional(Type.String({ pattern: EVENT_ID, description: 'as the Last-Event-ID header' })),
+        pool: Type.Optional(Type.String({ pattern: POOL_NAME_PATTERN, description: 'only this pool\'s events' })),
+      }),
       // Plain JSON Schema, not TypeBox: the body is a stream, never serialized from a value.
       response: { 200: { description: 'an endless text/event-stream' }, ...errors(422, 429, 503) },
     },
   }, async (request, reply) => {
     const raw = request.headers['last-event-id'] ?? request.query.last_event_id
     const lastEventId = raw === undefined ? undefined : Number(raw)
+    const only = request.query.pool
+    if (only !== undefined) await opts.pool.getPool(only)
+    const viewer = opts.access.viewer(request)
     const stream = new PassThrough()
     stream.write('retry: 1000\n\n')
     const send = (e: StreamEvent) => {
@@ -61,7 +72,8 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
         stream.end()
         return
       }
-      const data = e.type === 'allocated' ? present.lease(e.lease) : present.endedLease(e.lease)
+      const data = eventData(e, viewer)
+      if (only !== undefined && e.type !== 'reset' && data.pool !== only) return
       stream.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(data)}\n\n`)
     }
     let unsubscribe: () => void
@@ -101,6 +113,25 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
       .header('connection', 'close')
       .send(stream)
   })
+}
+
+function eventData (e: StreamEvent, viewer: present.Viewer): { pool?: string } {
+  switch (e.type) {
+    case 'allocated':
+    case 'renewed':
+      return present.lease(e.lease, viewer)
+    case 'released':
+    case 'cleared':
+      return present.endedLease(e.lease, viewer)
+    case 'cooling':
+    case 'disabled':
+    case 'enabled':
+      return present.tokenSummary(e.token, viewer)
+    case 'pool_changed':
+      return { ...e.pool, pool: e.pool.name }
+    case 'reset':
+      return { }
+  }
 }
 
 export default eventRoutes

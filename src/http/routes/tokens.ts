@@ -1,99 +1,127 @@
+import { Readable } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import type { TokenStatus } from '../../domain/types.js'
 import type { TokenPool } from '../../pool/pool.js'
-import { requireAdmin } from '../plugins/auth.js'
+import type { Access } from '../plugins/auth.js'
 import * as present from '../present.js'
-import { errors, TokenIdParams, UserBody } from '../schemas/common.js'
-import { Cleared, EndedLease, History, HistoryQuery, Lease, ListQuery, Stats, TokenDetail, TokenList } from '../schemas/tokens.js'
-
-export interface TokenRoutesOptions {
-  pool: TokenPool
-  adminToken: string | undefined
-}
+import { errors, StringEnum } from '../schemas/common.js'
+import { PoolNameParams } from '../schemas/pools.js'
+import { History, HistoryQuery, ListQuery, Stats, StatsQuery, TokenDetail, TokenList } from '../schemas/tokens.js'
+import { POOL_PREFIX, poolOf, scopeOf, TokenInPoolParams, TokenParams, tokenIdOf } from './scopes.js'
 
 const tags = ['tokens']
 
-const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, { pool, adminToken }) => {
-  const allocate = {
-    schema: {
-      tags,
-      summary: 'Lease the least-used free token (or get back the lease the user already holds)',
-      body: UserBody,
-      response: { 200: Type.Object({ data: Lease }), ...errors(400, 409, 413, 415, 422, 429, 503) },
-    },
+const ExportQuery = Type.Object({
+  since: Type.Optional(Type.String({ format: 'date-time', description: 'usages started at or after this' })),
+  until: Type.Optional(Type.String({ format: 'date-time', description: 'usages started before this' })),
+  format: Type.Optional(StringEnum(['ndjson', 'csv'] as const, 'ndjson (default) or csv')),
+})
+
+const CSV_COLUMNS = ['pool', 'token_id', 'lease_id', 'user_id', 'started_at', 'expires_at', 'released_at', 'release_reason'] as const
+
+/** Reads: a pool's tokens, one token, its history, a pool's statistics and its export. */
+const tokenRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }> = async (app, { pool, access }) => {
+  for (const [prefix, params] of [[POOL_PREFIX, PoolNameParams], ['/api', undefined]] as const) {
+    const p = params === undefined ? {} : { params }
+    app.get(`${prefix}/tokens`, {
+      schema: {
+        tags,
+        summary: `The tokens of ${params === undefined ? 'the default pool' : 'the pool'}, in creation order`,
+        description: 'With limit, one page (next_cursor leads on). Without it, every token, streamed: meta follows data.',
+        ...p,
+        querystring: ListQuery,
+        response: { 200: TokenList, ...errors(404, 422, 429, 503) },
+      },
+    }, async (request, reply) => {
+      const name = poolOf(request.params)
+      const viewer = access.viewer(request)
+      const { status, limit, cursor } = request.query
+      if (limit !== undefined || cursor !== undefined) {
+        const page = await pool.list(name, { status, limit: limit ?? 100, cursor })
+        return { data: page.tokens.map((t) => present.tokenSummary(t, viewer)), meta: { ...present.head(page.counts), next_cursor: page.nextCursor } }
+      }
+      await pool.head(name) // 404 before the stream starts
+      return await reply.type('application/json; charset=utf-8').send(Readable.from(streamList(pool, name, status, viewer)) as never)
+    })
+
+    app.get(`${prefix}/stats`, {
+      schema: {
+        tags: ['stats'],
+        summary: 'Usage statistics of the current window',
+        ...p,
+        querystring: StatsQuery,
+        response: { 200: Type.Object({ data: Stats }), ...errors(404, 422, 429, 503) },
+      },
+    }, async (request) => ({ data: present.stats(await pool.stats(poolOf(request.params), request.query.least_used_limit ?? 100)) }))
+
+    app.get(`${prefix}/export`, {
+      schema: {
+        tags,
+        summary: 'Every usage of the pool started in [since, until), oldest first, streamed (admin)',
+        security: [{ bearer: [] }],
+        ...p,
+        querystring: ExportQuery,
+        response: {
+          200: { description: 'application/x-ndjson (one usage per line) or text/csv with a header row', content: { 'application/x-ndjson': { schema: { type: 'string' } }, 'text/csv': { schema: { type: 'string' } } } },
+          ...errors(401, 404, 422, 429, 503),
+        },
+      },
+      preHandler: access.requireAdmin,
+    }, async (request, reply) => {
+      const name = poolOf(request.params)
+      const { since, until, format = 'ndjson' } = request.query
+      const rows = pool.export(name, since === undefined ? undefined : new Date(since), until === undefined ? undefined : new Date(until))
+      // Read the first row before answering, so that an unknown pool is a 404, not a cut stream.
+      const first = await rows.next()
+      const viewer = access.viewer(request)
+      async function * lines () {
+        if (format === 'csv') yield CSV_COLUMNS.join(',') + '\n'
+        for (let r = first; r.done !== true; r = await rows.next()) {
+          const u = { pool: r.value.pool, token_id: r.value.tokenId, ...present.usage(r.value, viewer) }
+          yield format === 'csv' ? CSV_COLUMNS.map((c) => u[c] ?? '').join(',') + '\n' : JSON.stringify(u) + '\n'
+        }
+      }
+      return await reply.type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8').send(Readable.from(lines()) as never)
+    })
   }
-  const allocateHandler = async (request: { body: { user_id: string } }) =>
-    ({ data: present.lease(await pool.allocate(request.body.user_id.toLowerCase())) })
-  app.post('/api/tokens/allocate', allocate, allocateHandler)
-  app.post('/api/tokens/activate', { schema: { ...allocate.schema, summary: 'Alias of allocate' } }, allocateHandler)
 
-  app.post('/api/tokens/:token_id/release', {
-    schema: {
-      tags,
-      summary: 'Give a token back before its lease ends',
-      params: TokenIdParams,
-      body: UserBody,
-      response: { 200: Type.Object({ data: EndedLease }), ...errors(400, 404, 409, 413, 415, 422, 429, 503) },
-    },
-  }, async (request) => ({
-    data: present.endedLease(await pool.release(request.params.token_id.toLowerCase(), request.body.user_id.toLowerCase())),
-  }))
+  for (const [prefix, params] of [[POOL_PREFIX, TokenInPoolParams], ['/api', TokenParams]] as const) {
+    app.get(`${prefix}/tokens/:token_id`, {
+      schema: {
+        tags,
+        summary: 'One token and its active lease',
+        params,
+        response: { 200: Type.Object({ data: TokenDetail }), ...errors(404, 422, 429, 503) },
+      },
+    }, async (request) => ({ data: present.tokenDetail(await pool.get(tokenIdOf(request.params), scopeOf(request.params)), access.viewer(request)) }))
 
-  app.post('/api/tokens/clear', {
-    schema: {
-      tags,
-      summary: 'End every active lease now (admin)',
-      security: [{ bearer: [] }],
-      response: { 200: Cleared, ...errors(401, 413, 415, 429, 503) },
-    },
-    preHandler: requireAdmin(adminToken),
-  }, async () => ({ data: { cleared_tokens: await pool.clear() } }))
+    app.get(`${prefix}/tokens/:token_id/history`, {
+      schema: {
+        tags,
+        summary: "A token's usages, newest first, paged",
+        params,
+        querystring: HistoryQuery,
+        response: { 200: History, ...errors(404, 422, 429, 503) },
+      },
+    }, async (request) => {
+      const tokenId = tokenIdOf(request.params)
+      const page = await pool.history(tokenId, request.query.limit ?? 50, request.query.cursor, scopeOf(request.params))
+      const viewer = access.viewer(request)
+      return { data: { token_id: tokenId, usages: page.usages.map((u) => present.usage(u, viewer)) }, meta: { next_cursor: page.nextCursor } }
+    })
+  }
+}
 
-  app.get('/api/tokens', {
-    schema: {
-      tags,
-      summary: 'Every token of the pool, in creation order',
-      querystring: ListQuery,
-      response: { 200: TokenList, ...errors(422, 429, 503) },
-    },
-  }, async (request) => {
-    const { tokens, counts } = await pool.list(request.query.status)
-    return {
-      data: tokens.map(present.tokenSummary),
-      meta: { total: counts.total, active: counts.active, available: counts.available, ...present.window(counts) },
-    }
-  })
-
-  app.get('/api/tokens/:token_id', {
-    schema: {
-      tags,
-      summary: 'One token and its active lease',
-      params: TokenIdParams,
-      response: { 200: Type.Object({ data: TokenDetail }), ...errors(404, 422, 429, 503) },
-    },
-  }, async (request) => ({ data: present.tokenDetail(await pool.get(request.params.token_id.toLowerCase())) }))
-
-  app.get('/api/tokens/:token_id/history', {
-    schema: {
-      tags,
-      summary: "A token's usages, newest first, paged",
-      params: TokenIdParams,
-      querystring: HistoryQuery,
-      response: { 200: History, ...errors(404, 422, 429, 503) },
-    },
-  }, async (request) => {
-    const tokenId = request.params.token_id.toLowerCase()
-    const page = await pool.history(tokenId, request.query.limit ?? 50, request.query.cursor)
-    return { data: { token_id: tokenId, usages: page.usages.map(present.usage) }, meta: { next_cursor: page.nextCursor } }
-  })
-
-  app.get('/api/stats', {
-    schema: {
-      tags: ['stats'],
-      summary: 'Usage statistics of the current window',
-      response: { 200: Type.Object({ data: Stats }), ...errors(429, 503) },
-    },
-  }, async () => ({ data: present.stats(await pool.stats()) }))
+/** The whole pool as one JSON document, a page at a time: constant memory for any size. */
+async function * streamList (pool: TokenPool, name: string, status: TokenStatus | undefined, viewer: present.Viewer) {
+  yield '{"data":['
+  let first = true
+  for await (const t of pool.streamTokens(name, status)) {
+    yield (first ? '' : ',') + JSON.stringify(present.tokenSummary(t, viewer))
+    first = false
+  }
+  yield `],"meta":${JSON.stringify({ ...present.head(await pool.head(name)), next_cursor: null })}}`
 }
 
 export default tokenRoutes

@@ -39,3 +39,7 @@ export const TokenIdParams = Type.Object({ token_id: Uuid('a token of the pool')
 /** The error answers a route can give, for OpenAPI; each is the Error shape. */
 export const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((c) => [c, Type.Ref('Error')]))
+
+export const PoolName = (description: string) => Type.String({ description, examples: ['default'] })
+
+export const Holder = Nullable(Type.String({ pattern: '^[0-9a-f]{12}$', description: 'a stable fingerprint of the holder: the first 12 hex digits of the SHA-256 of its user id' }))

@@ -1,0 +1,76 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import type { TokenPool } from '../../pool/pool.js'
+import type { Access } from '../plugins/auth.js'
+import * as present from '../present.js'
+import { errors, UserBody } from '../schemas/common.js'
+import { PoolNameParams } from '../schemas/pools.js'
+import { Cleared, EndedLease, Lease } from '../schemas/tokens.js'
+import { POOL_PREFIX, poolOf, scopeOf, TokenInPoolParams, TokenParams, tokenIdOf } from './scopes.js'
+
+const tags = ['leases']
+
+/** A lease's life: allocate, release, renew; and the admin's clear. Each under a pool and in its v0.1 form. */
+const leaseRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }> = async (app, { pool, access }) => {
+  for (const [prefix, params] of [[POOL_PREFIX, PoolNameParams], ['/api', undefined]] as const) {
+    const inPool = params === undefined ? 'the default pool' : 'the pool'
+    const allocate = {
+      schema: {
+        tags,
+        summary: `Lease the least-used free token of ${inPool} (or get back the lease the user holds there)`,
+        ...(params === undefined ? {} : { params }),
+        body: UserBody,
+        response: { 200: Type.Object({ data: Lease }), ...errors(400, 404, 409, 413, 415, 422, 429, 503) },
+      },
+    }
+    const handler = async (request: { params: unknown, body: { user_id: string } } & Parameters<Access['viewer']>[0]) => {
+      const userId = request.body.user_id.toLowerCase()
+      return { data: present.lease(await pool.allocate(userId, poolOf(request.params)), access.viewer(request, userId)) }
+    }
+    app.post(`${prefix}/tokens/allocate`, allocate, handler)
+    app.post(`${prefix}/tokens/activate`, { schema: { ...allocate.schema, summary: 'Alias of allocate' } }, handler)
+
+    app.post(`${prefix}/tokens/clear`, {
+      schema: {
+        tags,
+        summary: `End every active lease of ${inPool} now (admin)`,
+        security: [{ bearer: [] }],
+        ...(params === undefined ? {} : { params }),
+        response: { 200: Cleared, ...errors(401, 404, 413, 415, 422, 429, 503) },
+      },
+      preHandler: access.requireAdmin,
+    }, async (request) => ({ data: { cleared_tokens: await pool.clear(poolOf(request.params)) } }))
+  }
+
+  for (const [prefix, params] of [[POOL_PREFIX, TokenInPoolParams], ['/api', TokenParams]] as const) {
+    app.post(`${prefix}/tokens/:token_id/release`, {
+      schema: {
+        tags,
+        summary: 'Give a token back before its lease ends',
+        params,
+        body: UserBody,
+        response: { 200: Type.Object({ data: EndedLease }), ...errors(400, 404, 409, 413, 415, 422, 429, 503) },
+      },
+    }, async (request) => {
+      const userId = request.body.user_id.toLowerCase()
+      const ended = await pool.release(tokenIdOf(request.params), userId, scopeOf(request.params))
+      return { data: present.endedLease(ended, access.viewer(request, userId)) }
+    })
+
+    app.post(`${prefix}/tokens/:token_id/renew`, {
+      schema: {
+        tags,
+        summary: 'Extend the lease by one TTL, never past renewable_until (the holder)',
+        params,
+        body: UserBody,
+        response: { 200: Type.Object({ data: Lease }), ...errors(400, 404, 409, 413, 415, 422, 429, 503) },
+      },
+    }, async (request) => {
+      const userId = request.body.user_id.toLowerCase()
+      const lease = await pool.renew(tokenIdOf(request.params), userId, scopeOf(request.params))
+      return { data: present.lease(lease, access.viewer(request, userId)) }
+    })
+  }
+}
+
+export default leaseRoutes
