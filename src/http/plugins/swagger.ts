@@ -117,13 +117,21 @@ const OTHER = '9d4b2e61-7a3c-4f58-8b12-3e6c1a9d5f27'
 const T0 = '2026-11-23T14:30:00.000Z'
 const T1 = '2026-11-23T14:32:00.000Z'
 
-const lease = { token_id: TOKEN, user_id: USER, lease_id: 4711, started_at: T0, expires_at: T1, expires_in_seconds: 120, evicted_user_id: null }
-const ended = { token_id: TOKEN, lease_id: 4711, user_id: USER, started_at: T0, released_at: '2026-11-23T14:31:10.512Z', release_reason: 'released' }
+const lease = { pool: 'default', token_id: TOKEN, user_id: USER, lease_id: 4711, started_at: T0, expires_at: T1, expires_in_seconds: 120, renewable_until: T1, evicted_user_id: null }
+const ended = { pool: 'default', token_id: TOKEN, lease_id: 4711, user_id: USER, started_at: T0, released_at: '2026-11-23T14:31:10.512Z', release_reason: 'released' }
 const window = { window_started_at: '2026-11-23T00:00:00.000Z', window_resets_at: '2026-11-24T00:00:00.000Z' }
+const counts = { total: 100, active: 1, available: 98, cooling: 1, disabled: 0, waiting: 0 }
+const token = { id: TOKEN, pool: 'default', label: null, status: 'active', current_user_id: USER, usage_count: 3, cooling_until: null, disabled_reason: null }
+const cooling = { ...token, status: 'cooling', current_user_id: null, cooling_until: '2026-11-23T14:31:40.512Z', active_usage: null }
+const settings = {
+  size: 3, lease_ttl_seconds: 15, lease_max_seconds: 600, usage_window_hours: 24, on_exhausted: 'reject',
+  max_wait_seconds: 60, cooldown_max_seconds: 3600, user_quota: null,
+}
+const pool = { name: 'openai-keys', ...settings, total: 3, active: 1, available: 2, cooling: 0, disabled: 0, waiting: 0 }
 
 const err = (code: string, message: string, details: unknown = null) => ({ value: { error: { code, message, details } } })
 
-/** The contract's examples (../shared/API.md), with the "…" filled in. */
+/** The API's examples (docs/api.md), with the "…" filled in. */
 export const EXAMPLES: Record<string, Record<string, Record<string, { summary?: string, value: unknown }>>> = {
   'POST /api/tokens/allocate': {
     200: {
@@ -131,7 +139,25 @@ export const EXAMPLES: Record<string, Record<string, Record<string, { summary?: 
       evicted: { summary: 'the pool was full: the oldest lease was evicted', value: { data: { ...lease, lease_id: 4712, evicted_user_id: OTHER } } },
       existing: { summary: 'the user already held a lease: the same one, not extended', value: { data: { ...lease, expires_in_seconds: 73 } } },
     },
-    409: { pool_exhausted: err('pool_exhausted', 'Every token is leased; try again when the earliest lease expires.', { retry_after_seconds: 41 }) },
+    409: { pool_exhausted: err('pool_exhausted', 'No token is available; try again when the earliest lease or cooldown ends.', { pool: 'default', retry_after_seconds: 41 }) },
+    429: { quota_exceeded: err('quota_exceeded', 'This user has taken its quota of new leases in pool default for this window.', { pool: 'default', retry_after_seconds: 3600 }) },
+  },
+  'POST /api/tokens/{token_id}/renew': {
+    200: { renewed: { value: { data: { ...lease, expires_at: '2026-11-23T14:33:00.000Z', renewable_until: '2026-11-23T14:40:00.000Z' } } } },
+    409: { renewal_limit: err('renewal_limit', 'The lease already ends at its renewal cap (renewable_until).', { renewable_until: T1 }) },
+  },
+  'POST /api/tokens/{token_id}/cooldown': {
+    200: {
+      reallocated: {
+        summary: 'the key is cooling; the holder got another one',
+        value: { data: { token: cooling, ended_lease: { ...ended, release_reason: 'cooldown' }, lease: { ...lease, token_id: OTHER, lease_id: 4712 }, lease_error: null } },
+      },
+    },
+  },
+  'GET /api/pools': { 200: { pools: { value: { data: [{ ...pool, name: 'default', size: 100, total: 100, available: 99 }, pool] } } } },
+  'POST /api/pools': {
+    201: { created: { value: { data: { ...pool, active: 0, available: 3 } } } },
+    409: { pool_exists: err('pool_exists', 'A pool named openai-keys exists already.', { pool: 'openai-keys' }) },
   },
   'POST /api/tokens/{token_id}/release': {
     200: { released: { value: { data: ended } } },
@@ -142,18 +168,18 @@ export const EXAMPLES: Record<string, Record<string, Record<string, { summary?: 
       pool: {
         value: {
           data: [
-            { id: TOKEN, status: 'active', current_user_id: USER, started_at: T0, expires_at: T1, usage_count: 3 },
-            { id: OTHER, status: 'available', current_user_id: null, started_at: null, expires_at: null, usage_count: 2 },
+            { ...token, lease_id: 4711, started_at: T0, expires_at: T1 },
+            { ...token, id: OTHER, status: 'available', current_user_id: null, lease_id: null, started_at: null, expires_at: null, usage_count: 2 },
           ],
-          meta: { total: 100, active: 1, available: 99, ...window },
+          meta: { ...counts, ...window, next_cursor: null },
         },
       },
     },
   },
   'GET /api/tokens/{token_id}': {
     200: {
-      active: { value: { data: { id: TOKEN, status: 'active', current_user_id: USER, usage_count: 3, active_usage: { user_id: USER, started_at: T0, expires_at: T1 } } } },
-      available: { value: { data: { id: TOKEN, status: 'available', current_user_id: null, usage_count: 3, active_usage: null } } },
+      active: { value: { data: { ...token, active_usage: { lease_id: 4711, user_id: USER, started_at: T0, expires_at: T1, renewable_until: T1 } } } },
+      cooling: { value: { data: cooling } },
     },
   },
   'GET /api/tokens/{token_id}/history': {
@@ -163,8 +189,8 @@ export const EXAMPLES: Record<string, Record<string, Record<string, { summary?: 
           data: {
             token_id: TOKEN,
             usages: [
-              { lease_id: 4711, user_id: USER, started_at: T0, released_at: null, release_reason: null },
-              { lease_id: 4650, user_id: OTHER, started_at: '2026-11-23T14:20:00.000Z', released_at: '2026-11-23T14:22:00.000Z', release_reason: 'expired' },
+              { lease_id: 4711, user_id: USER, started_at: T0, expires_at: T1, released_at: null, release_reason: null },
+              { lease_id: 4650, user_id: OTHER, started_at: '2026-11-23T14:20:00.000Z', expires_at: '2026-11-23T14:22:00.000Z', released_at: '2026-11-23T14:22:00.000Z', release_reason: 'expired' },
             ],
           },
           meta: { next_cursor: 'djE6NDY1MA' },
@@ -178,12 +204,12 @@ export const EXAMPLES: Record<string, Record<string, Record<string, { summary?: 
       stats: {
         value: {
           data: {
+            pool: 'default',
             ...window,
-            total: 100,
-            active: 3,
-            available: 97,
+            ...counts,
             allocations_in_window: 512,
             usage_count: { min: 4, max: 6, mean: 5.12 },
+            least_used_count: 1,
             least_used: [{ token_id: TOKEN, usage_count: 4 }],
           },
         },
@@ -208,6 +234,7 @@ const ERROR_EXAMPLES: Record<string, Record<string, { value: unknown }>> = {
 }
 
 function examplesFor (key: string, status: string) {
-  const alias = key === 'POST /api/tokens/activate' ? 'POST /api/tokens/allocate' : key
+  // A pool route shows its default-pool twin's examples; activate is allocate.
+  const alias = key.replace('/api/pools/{pool}/', '/api/').replace('/tokens/activate', '/tokens/allocate')
   return EXAMPLES[alias]?.[status] ?? ERROR_EXAMPLES[status]
 }
