@@ -176,8 +176,16 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
             this.emit('change', {
               type: 'allocated',
               lease: {
-                pool, tokenId: r.token_id!, userId: r.user_id, leaseId: r.lease_id!, startedAt: r.started_at!, expiresAt: r.expires_at!,
-                renewableUntil: r.renewable_until!, expiresInSeconds: secondsLeft(r.expires_at!, r.started_at!), evictedUserId: r.evicted_user_id, isNew: true,
+                pool,
+                tokenId: r.token_id!,
+                userId: r.user_id,
+                leaseId: r.lease_id!,
+                startedAt: r.started_at!,
+                expiresAt: r.expires_at!,
+                renewableUntil: r.renewable_until!,
+                expiresInSeconds: secondsLeft(r.expires_at!, r.started_at!),
+                evictedUserId: r.evicted_user_id,
+                isNew: true,
               },
             })
           }
@@ -214,8 +222,16 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
       })
     }
     const lease: Lease = {
-      pool: row.pool!, tokenId, userId, leaseId: row.lease_id!, startedAt: row.started_at!, expiresAt: row.expires_at!,
-      renewableUntil: row.renewable_until!, expiresInSeconds: secondsLeft(row.expires_at!, row.now), evictedUserId: null, isNew: false,
+      pool: row.pool!,
+      tokenId,
+      userId,
+      leaseId: row.lease_id!,
+      startedAt: row.started_at!,
+      expiresAt: row.expires_at!,
+      renewableUntil: row.renewable_until!,
+      expiresInSeconds: secondsLeft(row.expires_at!, row.now),
+      evictedUserId: null,
+      isNew: false,
     }
     this.hint.poke()
     this.emit('change', { type: 'renewed', lease })
@@ -418,8 +434,14 @@ export interface PoolHead extends WindowInfo {
 
 function toHead (h: tokens.DbPoolHead): PoolHead {
   return {
-    total: h.total, active: h.active, available: h.available, cooling: h.cooling, disabled: h.disabled, waiting: 0,
-    windowStartedAt: h.window_started_at, windowResetsAt: h.window_resets_at,
+    total: h.total,
+    active: h.active,
+    available: h.available,
+    cooling: h.cooling,
+    disabled: h.disabled,
+    waiting: 0,
+    windowStartedAt: h.window_started_at,
+    windowResetsAt: h.window_resets_at,
   }
 }
 

@@ -26,7 +26,7 @@ export interface DbEndedLease {
 /** Allocates in one pool for many users in one transaction (tp_allocate); one row per distinct user. */
 export async function allocateMany (db: Db, pool: string, userIds: string[]): Promise<DbGrant[]> {
   return await db.query<DbGrant>(
-    `SELECT a.*, date_trunc('milliseconds', clock_timestamp()) AS now FROM tp_allocate($1, $2::uuid[]) a`,
+    'SELECT a.*, date_trunc(\'milliseconds\', clock_timestamp()) AS now FROM tp_allocate($1, $2::uuid[]) a',
     [pool, userIds]
   )
 }
@@ -56,7 +56,7 @@ export interface DbRenewal {
 
 export async function renew (db: Db, tokenId: string, userId: string): Promise<DbRenewal> {
   const [row] = await db.query<DbRenewal>(
-    `SELECT r.*, date_trunc('milliseconds', clock_timestamp()) AS now FROM tp_renew($1::uuid, $2::uuid) r`, [tokenId, userId])
+    'SELECT r.*, date_trunc(\'milliseconds\', clock_timestamp()) AS now FROM tp_renew($1::uuid, $2::uuid) r', [tokenId, userId])
   return row!
 }
 

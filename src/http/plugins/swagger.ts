@@ -124,8 +124,14 @@ const counts = { total: 100, active: 1, available: 98, cooling: 1, disabled: 0, 
 const token = { id: TOKEN, pool: 'default', label: null, status: 'active', current_user_id: USER, usage_count: 3, cooling_until: null, disabled_reason: null }
 const cooling = { ...token, status: 'cooling', current_user_id: null, cooling_until: '2026-11-23T14:31:40.512Z', active_usage: null }
 const settings = {
-  size: 3, lease_ttl_seconds: 15, lease_max_seconds: 600, usage_window_hours: 24, on_exhausted: 'reject',
-  max_wait_seconds: 60, cooldown_max_seconds: 3600, user_quota: null,
+  size: 3,
+  lease_ttl_seconds: 15,
+  lease_max_seconds: 600,
+  usage_window_hours: 24,
+  on_exhausted: 'reject',
+  max_wait_seconds: 60,
+  cooldown_max_seconds: 3600,
+  user_quota: null,
 }
 const pool = { name: 'openai-keys', ...settings, total: 3, active: 1, available: 2, cooling: 0, disabled: 0, waiting: 0 }
 

@@ -21,7 +21,10 @@ const poolRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }>
 
   app.post('/api/pools', {
     schema: {
-      tags, summary: 'Create a pool (admin)', security: admin, body: CreatePoolBody,
+      tags,
+      summary: 'Create a pool (admin)',
+      security: admin,
+      body: CreatePoolBody,
       response: { 201: Type.Object({ data: Pool }), ...errors(400, 401, 409, 413, 415, 422, 429, 503) },
     },
     preHandler: access.requireAdmin,
@@ -33,8 +36,11 @@ const poolRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }>
 
   app.patch('/api/pools/:pool', {
     schema: {
-      tags, summary: "Change a pool's settings (admin); a size change grows or retires tokens", security: admin,
-      params: PoolNameParams, body: UpdatePoolBody,
+      tags,
+      summary: "Change a pool's settings (admin); a size change grows or retires tokens",
+      security: admin,
+      params: PoolNameParams,
+      body: UpdatePoolBody,
       response: { 200: Type.Object({ data: Pool }), ...errors(400, 401, 404, 409, 413, 415, 422, 429, 503) },
     },
     preHandler: access.requireAdmin,
@@ -42,8 +48,11 @@ const poolRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }>
 
   app.delete('/api/pools/:pool', {
     schema: {
-      tags, summary: 'Delete a pool (admin): its tokens retire, their histories stay readable', security: admin,
-      params: PoolNameParams, querystring: DeleteQuery,
+      tags,
+      summary: 'Delete a pool (admin): its tokens retire, their histories stay readable',
+      security: admin,
+      params: PoolNameParams,
+      querystring: DeleteQuery,
       response: { 200: Type.Object({ data: Type.Object({ name: Type.String(), deleted: Type.Boolean() }) }), ...errors(401, 404, 409, 422, 429, 503) },
     },
     preHandler: access.requireAdmin,
