@@ -57,7 +57,7 @@ export async function provisionPostgres (url: string, poolSize: number): Promise
   await migrate(db).finally(async () => { await db.close() })
   await withClient(url, async (c) => {
     await c.query('SET statement_timeout = 0')
-    await c.query('SELECT tp_provision($1, $1)', [poolSize])
+    await c.query("SELECT tp_provision('default', $1, $1)", [poolSize])
     await c.query('VACUUM ANALYZE tokens')
   })
 }
@@ -166,7 +166,7 @@ export async function readDatabase (name: string, rows: number, tokenCount: numb
       const db = openPostgres(url, { max: 1 })
       await migrate(db).finally(async () => { await db.close() })
       await withClient(url, async (c) => {
-        await c.query('SELECT tp_provision($1, $1)', [tokenCount])
+        await c.query("SELECT tp_provision('default', $1, $1)", [tokenCount])
         await c.query('CREATE TABLE bench_load (rows bigint, tokens int, digest text, files text, seconds float8)')
         seconds = (performance.now() - t0) / 1000
         await c.query('INSERT INTO bench_load VALUES ($1, $2, $3, $4, $5)', [rows, tokenCount, schemaDigest(files), files.join(','), seconds])
@@ -184,8 +184,8 @@ export async function readDatabase (name: string, rows: number, tokenCount: numb
       for (; from <= tokenCount; from += slice) {
         const t0 = performance.now()
         await c.query(`
-          INSERT INTO usages (token_id, user_id, started_at, expires_at, released_at, release_reason)
-          SELECT t.id, md5(t.position::text || ':' || g)::uuid,
+          INSERT INTO usages (pool, token_id, user_id, started_at, expires_at, released_at, release_reason)
+          SELECT t.pool, t.id, md5(t.position::text || ':' || g)::uuid,
                  b.base + make_interval(mins => g), b.base + make_interval(mins => g + 1),
                  b.base + make_interval(mins => g + 1), 'expired'
             FROM tokens t

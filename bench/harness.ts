@@ -169,6 +169,46 @@ export async function read (o: ReadOptions): Promise<{ rows: Row[], loadSeconds:
   }
 }
 
+/** Reads of a pool of `tokens` tokens: its stats and a page of its list (the v0.1 endpoints timed out at 1,000,000). */
+export async function big (o: RunOptions & { tokens: number }): Promise<Row[]> {
+  const url = await freshPostgres('token_pool_bench')
+  await provisionPostgres(url, o.tokens)
+  const server = await startServer({ port: o.port, databaseUrl: url, poolSize: o.tokens })
+  try {
+    const out: Row[] = []
+    const size = `pool ${o.tokens.toLocaleString('en')}`
+    for (const [what, path] of [
+      ['GET /api/pools/default/stats', '/api/pools/default/stats'],
+      ['GET /api/pools/default/tokens?limit=100', '/api/pools/default/tokens?limit=100'],
+    ] as const) {
+      const r = await load({ kind: 'get', urls: [server.url], paths: [path], connections: 8, seconds: o.seconds, warmupSeconds: o.warmupSeconds })
+      out.push(row('big', 'postgres', `${what}, ${size}, 8 connections`, r))
+    }
+    // The whole pool in one streamed answer: its time and size, and the server's memory meanwhile.
+    const stopSampling = sampleRss(server, 100)
+    const t0 = performance.now()
+    const res = await fetch(server.url + '/api/pools/default/tokens')
+    const body = await res.text()
+    const ms = performance.now() - t0
+    const rss = stopSampling()
+    out.push({
+      case: 'big',
+      backend: 'postgres',
+      detail: `GET /api/pools/default/tokens (streamed, whole pool), ${size}`,
+      rps: 1000 / ms,
+      p50: ms,
+      p99: ms,
+      errors: res.ok ? 0 : 1,
+      answers: 1,
+      rssMb: Math.round(rss.maxMb),
+      note: `${(body.length / 1e6).toFixed(0)} MB in ${(ms / 1000).toFixed(1)} s, ${(JSON.parse(body) as { data: unknown[] }).data.length} tokens; server RSS ${Math.round(rss.firstMb)} → max ${Math.round(rss.maxMb)} MB`,
+    })
+    return out
+  } finally {
+    await server.stop()
+  }
+}
+
 export interface SimulateResult {
   /** ms for `token-pool simulate` */
   simulateMs: number

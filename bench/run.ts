@@ -100,6 +100,7 @@ if (wanted('nodes')) {
     await step(`nodes ${nodes}`, async () => await h.allocate({ ...port(50), backend: 'postgres', poolSize: 100_000, nodes, label: 'nodes' }))
   }
 }
+if (wanted('big')) await step('big', async () => await h.big({ ...port(45), tokens: quick ? 100_000 : 1_000_000 }))
 const soakSeconds = Number(flags['soak-seconds'])
 if (soakSeconds > 0) {
   await step('soak', async () => await h.allocate({
