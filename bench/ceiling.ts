@@ -17,12 +17,14 @@ app.post<{ Body: { user_id: string } }>('/api/tokens/allocate', {
   const startedAt = new Date()
   return {
     data: {
+      pool: 'default',
       token_id: tokenId,
       user_id: request.body.user_id.toLowerCase(),
       lease_id: ++leaseId,
       started_at: startedAt.toISOString(),
       expires_at: new Date(startedAt.getTime() + 120_000).toISOString(),
       expires_in_seconds: 120,
+      renewable_until: new Date(startedAt.getTime() + 120_000).toISOString(),
       evicted_user_id: null,
     },
   }
