@@ -72,16 +72,20 @@ export interface DbStats {
 
 /** The window's usage figures over every visible token; the least-used list is capped at `leastUsedLimit`. */
 export async function stats (db: Db, pool: string, leastUsedLimit: number): Promise<DbStats> {
+  // Plain column tests over the pool's tokens (as tp_count and tp_tokens mean them): a
+  // function call per row made this 3 s at 1,000,000 tokens.
   const [row] = await db.query<DbStats>(
-    `WITH agg AS MATERIALIZED (
-       SELECT min(usage_count) AS min, max(usage_count) AS max, avg(usage_count)::float8 AS mean,
-              coalesce(sum(usage_count), 0)::int AS allocations_in_window
-         FROM tp_tokens($1, now()))
+    `WITH ws AS MATERIALIZED (SELECT tp_window_now(p, now()) AS ws FROM pools p WHERE p.name = $1),
+          live AS (SELECT t.id, t.position, CASE WHEN t.counted_window = ws.ws THEN t.usage_count ELSE 0 END AS usage_count
+                     FROM tokens t, ws WHERE t.pool = $1 AND (NOT t.retired OR t.lease_expires_at > now())),
+          agg AS MATERIALIZED (
+            SELECT min(usage_count) AS min, max(usage_count) AS max, avg(usage_count)::float8 AS mean,
+                   coalesce(sum(usage_count), 0)::int AS allocations_in_window FROM live)
      SELECT agg.*,
-            (SELECT count(*)::int FROM tp_tokens($1, now()) v WHERE v.usage_count = agg.min) AS least_used_count,
+            (SELECT count(*)::int FROM live WHERE live.usage_count = agg.min) AS least_used_count,
             (SELECT json_agg(json_build_object('token_id', l.id, 'usage_count', l.usage_count))
-               FROM (SELECT v.id, v.usage_count FROM tp_tokens($1, now()) v
-                      WHERE v.usage_count = agg.min ORDER BY v.position LIMIT $2) l) AS least_used
+               FROM (SELECT live.id, live.usage_count FROM live WHERE live.usage_count = agg.min
+                      ORDER BY live.position LIMIT $2) l) AS least_used
        FROM agg`,
     [pool, leastUsedLimit]
   )
