@@ -21,7 +21,7 @@ export const history = {
         usages.push(u)
         if (usages.length >= limit) break
       }
-      const rows = usages.map((u) => [String(u.lease_id), u.user_id, u.started_at, u.released_at ?? '(active)', u.release_reason ?? '-'])
+      const rows = usages.map((u) => [String(u.lease_id), u.user_id ?? u.holder ?? '(hidden)', u.started_at, u.released_at ?? '(active)', u.release_reason ?? '-'])
       const text = usages.length === 0 ? 'no usages yet\n' : table(['LEASE', 'USER', 'STARTED', 'ENDED', 'REASON'], rows)
       return { json: usages, text }
     },

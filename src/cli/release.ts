@@ -15,7 +15,7 @@ export const release = {
       const ended = await client.release(positionals[0] ?? '', required(values, 'user'))
       return {
         json: ended,
-        text: fields([['token', ended.token_id], ['user', ended.user_id], ['started', ended.started_at], ['released', ended.released_at], ['reason', ended.release_reason]]),
+        text: fields([['token', ended.token_id], ['user', ended.user_id ?? '(hidden)'], ['started', ended.started_at], ['released', ended.released_at], ['reason', ended.release_reason]]),
       }
     },
   }),
