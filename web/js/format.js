@@ -30,3 +30,19 @@ export function newUuid () {
   const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('')
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
 }
+
+/** The full local date and time, to the millisecond: "2026-11-23 10:47:56.044". */
+export function fullDate (ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return '—'
+  const d = new Date(ms)
+  const p = (n, w = 2) => String(n).padStart(w, '0')
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`
+}
+
+/** 30 → "30 s"; 3600 → "1 h"; 5400 → "1.5 h"; 90 → "1.5 min". */
+export function seconds (s) {
+  if (s === null || s === undefined) return '—'
+  if (s >= 3600) return `${+(s / 3600).toFixed(2)} h`
+  if (s >= 60) return `${+(s / 60).toFixed(2)} min`
+  return `${+s.toFixed(3)} s`
+}
