@@ -144,6 +144,13 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     assert.equal(nth(firstRow, 5), 'active')
     assert.equal(await page.locator('#details-fields [data-field="lease"] span').textContent(), nth(firstRow, 0))
     assert.match(await page.locator('#details-fields').textContent() ?? '', new RegExp(mine))
+    // For the picture: a token cooling and one disabled, as operators meet them.
+    const free = leases.length + 2
+    const ids = await page.evaluate((n) => [...document.querySelectorAll('.cell[data-status=available]')].slice(n, n + 2).map((c) => c.getAttribute('data-id')), free)
+    await post(`/api/tokens/${ids[0]}/cooldown`, { seconds: 300 })
+    await post(`/api/tokens/${ids[1]}/disable`, { reason: 'revoked upstream' })
+    await page.waitForFunction(() => document.getElementById('c-disabled')?.textContent === '1', undefined, SEEN)
+    await page.locator('#feed li[data-kind="disabled"]').waitFor(SEEN)
     mkdirSync(SCREENSHOTS, { recursive: true })
     if (backend === 'pglite') await page.screenshot({ path: join(SCREENSHOTS, 'dashboard.png'), fullPage: true })
 

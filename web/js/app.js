@@ -126,8 +126,19 @@ async function loadPools () {
   }
 }
 
+let poolsShown = ''
 function renderPools () {
   const select = $('pool-select')
+  // Rebuilt only when something in it changed: rebuilding closes an open drop-down.
+  const signature = JSON.stringify([current, pools.map((p) => [p.name, p.size])])
+  if (signature !== poolsShown) {
+    poolsShown = signature
+    fillPools(select)
+  }
+  renderSettings()
+}
+
+function fillPools (select) {
   const options = pools.map((p) => {
     const o = document.createElement('option')
     o.value = p.name
@@ -142,7 +153,6 @@ function renderPools () {
   }
   select.replaceChildren(...options)
   select.value = current
-  renderSettings()
 }
 
 function renderSettings () {
@@ -583,13 +593,14 @@ async function loadHistory (tokenId, first) {
       const cells = [
         [String(u.lease_id), null, 'mono'],
         [u.user_id ? shortId(u.user_id) : (u.holder ?? 'hidden'), u.user_id ?? (u.holder ? `holder ${u.holder}` : null), 'mono'],
-        [fullDate(Date.parse(u.started_at)), u.started_at],
-        [fullDate(Date.parse(u.expires_at)), u.expires_at],
-        [u.released_at ? fullDate(Date.parse(u.released_at)) : '—', u.released_at],
+        [fullDate(Date.parse(u.started_at)), u.started_at, null, 'date'],
+        [fullDate(Date.parse(u.expires_at)), u.expires_at, null, 'date'],
+        [u.released_at ? fullDate(Date.parse(u.released_at)) : '—', u.released_at, null, 'date'],
         [u.release_reason ?? 'active'],
       ]
-      for (const [text, title, cls] of cells) {
+      for (const [text, title, cls, tdClass] of cells) {
         const td = document.createElement('td')
+        if (tdClass) td.className = tdClass
         const span = document.createElement('span')
         span.className = `v${cls ? ' ' + cls : ''}`
         span.textContent = text
