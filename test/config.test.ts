@@ -12,8 +12,12 @@ describe('configuration', () => {
       databaseUrl: undefined,
       poolSize: 100,
       leaseTtlSeconds: 120,
+      leaseMaxSeconds: undefined,
       usageWindowHours: 24,
       onExhausted: 'evict_oldest',
+      maxWaitSeconds: 60,
+      cooldownMaxSeconds: 3600,
+      userQuota: null,
       adminToken: undefined,
       logLevel: 'info',
       rateLimitPerMinute: 0,
@@ -26,12 +30,30 @@ describe('configuration', () => {
     assert.equal(c.leaseTtlSeconds, 0.5)
   })
 
-  for (const [env, value] of [['POOL_SIZE', '0'], ['POOL_SIZE', '1.5'], ['PORT', '70000'], ['LEASE_TTL_SECONDS', '0'], ['LEASE_TTL_SECONDS', '121'],
-    ['LEASE_TTL_SECONDS', 'soon'], ['USAGE_WINDOW_HOURS', '-1'], ['ON_EXHAUSTED', 'panic'], ['LOG_LEVEL', 'loud'], ['DATABASE_URL', 'mysql://x']] as const) {
+  for (const [env, value] of [['POOL_SIZE', '0'], ['POOL_SIZE', '1.5'], ['PORT', '70000'], ['LEASE_TTL_SECONDS', '0'], ['LEASE_TTL_SECONDS', '86401'],
+    ['LEASE_TTL_SECONDS', 'soon'], ['USAGE_WINDOW_HOURS', '-1'], ['ON_EXHAUSTED', 'panic'], ['LOG_LEVEL', 'loud'], ['DATABASE_URL', 'mysql://x'],
+    ['LEASE_MAX_SECONDS', '86401'], ['MAX_WAIT_SECONDS', '301'], ['COOLDOWN_MAX_SECONDS', '0'], ['COOLDOWN_MAX_SECONDS', '604801'],
+    ['USER_QUOTA', '-1'], ['USER_QUOTA', '1.5']] as const) {
     test(`${env}=${value} is refused with a line naming ${env}`, () => {
       assert.throws(() => loadConfig({ [env]: value }), (err: unknown) => err instanceof ConfigError && err.message.startsWith(env))
     })
   }
+
+  test('v0.2 settings: LEASE_MAX_SECONDS, MAX_WAIT_SECONDS, COOLDOWN_MAX_SECONDS, USER_QUOTA', () => {
+    const c = loadConfig({ LEASE_TTL_SECONDS: '30', LEASE_MAX_SECONDS: '3600', MAX_WAIT_SECONDS: '0', COOLDOWN_MAX_SECONDS: '0.5', USER_QUOTA: '0' })
+    assert.equal(c.leaseMaxSeconds, 3600)
+    assert.equal(c.maxWaitSeconds, 0)
+    assert.equal(c.cooldownMaxSeconds, 0.5)
+    assert.equal(c.userQuota, 0)
+    assert.equal(loadConfig({ LEASE_TTL_SECONDS: '86400' }).leaseTtlSeconds, 86400)
+  })
+
+  test('LEASE_MAX_SECONDS below LEASE_TTL_SECONDS is refused with a line naming LEASE_MAX_SECONDS', () => {
+    assert.throws(() => loadConfig({ LEASE_TTL_SECONDS: '300', LEASE_MAX_SECONDS: '60' }),
+      (err: unknown) => err instanceof ConfigError && err.message.startsWith('LEASE_MAX_SECONDS') && /LEASE_TTL_SECONDS \(300\)/.test(err.message))
+    assert.throws(() => loadConfig({ LEASE_MAX_SECONDS: '60' }, { 'lease-ttl-seconds': '300' }),
+      (err: unknown) => err instanceof ConfigError && err.message.startsWith('LEASE_MAX_SECONDS'))
+  })
 
   test('a bad value stops `token-pool serve` with one line and a non-zero exit', () => {
     const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))

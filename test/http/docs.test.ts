@@ -41,8 +41,8 @@ test('/docs renders Swagger UI in a real browser, under the service\'s CSP, with
 
   await page.goto(`${base}/docs`)
   await page.waitForFunction((n) => document.querySelectorAll('.opblock').length === n, operations, { timeout: 20_000 })
-  await page.locator('#operations-tokens-post_api_tokens_allocate .opblock-summary').click()
-  const allocate = page.locator('#operations-tokens-post_api_tokens_allocate')
+  await page.locator('#operations-leases-post_api_tokens_allocate .opblock-summary').click()
+  const allocate = page.locator('#operations-leases-post_api_tokens_allocate')
   await allocate.getByText('pool_exhausted').first().waitFor({ timeout: 10_000 })
   assert.match(await allocate.innerText(), /evicted_user_id/)
 

@@ -67,7 +67,17 @@ describeEachBackend('bad input gets a clear error and changes nothing', (backend
     }
     assertError(await app.inject('/api/tokens?status=leased'), 422, 'validation_failed', 'status')
     assertError(await app.inject('/api/nothing-here'), 404, 'not_found')
-    assertError(await app.inject({ method: 'DELETE', url: '/api/tokens' }), 404, 'not_found')
+    assertError(await app.inject({ method: 'DELETE', url: '/api/nothing-here' }), 404, 'not_found')
+    const wrongMethod = await app.inject({ method: 'DELETE', url: '/api/tokens' })
+    assertError(wrongMethod, 405, 'method_not_allowed')
+    assert.equal(wrongMethod.headers.allow, 'GET')
+    assertError(await app.inject('/api/pools/Bad'), 422, 'validation_failed', 'pool')
+    assertError(await app.inject('/api/pools/nope'), 404, 'not_found')
+    assertError(await app.inject(`/api/pools/nope/tokens/${lease.token_id}`), 404, 'not_found')
+    assertError(await app.inject('/api/pools/default/tokens?limit=0'), 422, 'validation_failed', 'limit')
+    assertError(await app.inject('/api/pools/default/tokens?limit=10001'), 422, 'validation_failed', 'limit')
+    assertError(await app.inject('/api/pools/default/tokens?cursor=bogus'), 422, 'validation_failed', 'cursor')
+    assertError(await app.inject('/api/stats?least_used_limit=0'), 422, 'validation_failed', 'least_used_limit')
 
     assert.deepEqual(await snapshot(h), before)
   })
@@ -98,9 +108,14 @@ describeEachBackend('bad input gets a clear error and changes nothing', (backend
 
   test('an unexpected failure is a 500 in the contract shape, without internals', async (t) => {
     const h = await build(t, backend)
-    await h.db.query('DROP FUNCTION tp_tokens(interval) CASCADE')
-    const res = await h.app.inject('/api/stats')
-    assertError(res, 500, 'internal_error')
-    assert.doesNotMatch(res.body, /tp_tokens|SELECT|at .*\.ts/)
+    // A bug of ours in the database (a RAISE, as a broken function would give): 500, never a 503.
+    await h.db.query(`CREATE OR REPLACE FUNCTION tp_pool_counts(p_pool text, p_now timestamptz)
+      RETURNS TABLE (total integer, active integer, available integer, cooling integer, disabled integer)
+      LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'tp_tokens: SELECT failed at line 3'; END $$`)
+    for (const url of ['/api/stats', '/api/pools', '/api/pools/default', '/api/tokens?limit=5']) {
+      const res = await h.app.inject(url)
+      assertError(res, 500, 'internal_error')
+      assert.doesNotMatch(res.body, /tp_tokens|SELECT|line 3|at .*\.ts/)
+    }
   })
 })

@@ -15,17 +15,39 @@ describeEachBackend('lease lifecycle', (backend) => {
     assert.equal(res.statusCode, 200)
     const data = res.json().data
     assert.deepEqual({ ...data, released_at: 'x' }, {
-      token_id: lease.token_id, lease_id: lease.lease_id, user_id: lease.user_id, started_at: lease.started_at, released_at: 'x', release_reason: 'released',
+      pool: 'default',
+      token_id: lease.token_id,
+      lease_id: lease.lease_id,
+      user_id: lease.user_id,
+      started_at: lease.started_at,
+      released_at: 'x',
+      release_reason: 'released',
     })
     assert.ok(Date.parse(data.released_at) >= Date.parse(lease.started_at))
     const token = (await app.inject(`/api/tokens/${lease.token_id}`)).json().data
-    assert.deepEqual(token, { id: lease.token_id, status: 'available', current_user_id: null, usage_count: 1, active_usage: null })
+    assert.deepEqual(token, {
+      id: lease.token_id,
+      pool: 'default',
+      label: null,
+      status: 'available',
+      current_user_id: null,
+      usage_count: 1,
+      cooling_until: null,
+      disabled_reason: null,
+      active_usage: null,
+    })
     const again = await app.inject({ method: 'POST', url: `/api/tokens/${lease.token_id}/release`, ...json({ user_id: lease.user_id }) })
     assert.equal(again.statusCode, 409)
     assert.equal(again.json().error.code, 'not_holder')
     const usage = (await app.inject(`/api/tokens/${lease.token_id}/history`)).json().data.usages[0]
-    assert.equal(usage.release_reason, 'released')
-    assert.equal(usage.released_at, data.released_at)
+    assert.deepEqual(usage, {
+      lease_id: lease.lease_id,
+      user_id: lease.user_id,
+      started_at: lease.started_at,
+      expires_at: lease.expires_at,
+      released_at: data.released_at,
+      release_reason: 'released',
+    })
     assert.deepEqual(await overlaps(db), [])
   })
 
@@ -62,16 +84,30 @@ describeEachBackend('lease lifecycle', (backend) => {
     const active = (await app.inject('/api/tokens?status=active')).json()
     assert.deepEqual(active.data.map((x: { id: string }) => x.id), [lease.token_id])
     assert.deepEqual(active.data[0], {
-      id: lease.token_id, status: 'active', current_user_id: lease.user_id, started_at: lease.started_at, expires_at: lease.expires_at, usage_count: 1,
+      id: lease.token_id,
+      pool: 'default',
+      label: null,
+      status: 'active',
+      current_user_id: lease.user_id,
+      lease_id: lease.lease_id,
+      started_at: lease.started_at,
+      expires_at: lease.expires_at,
+      cooling_until: null,
+      disabled_reason: null,
+      usage_count: 1,
     })
     const available = (await app.inject('/api/tokens?status=available')).json()
     assert.equal(available.data.length, 4)
-    assert.ok(available.data.every((x: { status: string, current_user_id: unknown, started_at: unknown, expires_at: unknown }) =>
-      x.status === 'available' && x.current_user_id === null && x.started_at === null && x.expires_at === null))
+    assert.ok(available.data.every((x: { status: string, current_user_id: unknown, lease_id: unknown, started_at: unknown, expires_at: unknown }) =>
+      x.status === 'available' && x.current_user_id === null && x.lease_id === null && x.started_at === null && x.expires_at === null))
     for (const body of [active, available, after]) {
       assert.equal(body.meta.total, 5)
       assert.equal(body.meta.active, 1)
       assert.equal(body.meta.available, 4)
+      assert.equal(body.meta.cooling, 0)
+      assert.equal(body.meta.disabled, 0)
+      assert.equal(body.meta.waiting, 0)
+      assert.equal(body.meta.next_cursor, null)
       assert.equal(Date.parse(body.meta.window_resets_at) - Date.parse(body.meta.window_started_at), 24 * 3600_000)
     }
   })

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
-import { TokenPool, type PoolOptions } from '../../src/pool/pool.js'
+import { TokenPool, type PoolEvent, type PoolOptions } from '../../src/pool/pool.js'
 import { openPostgres } from '../../src/store/pg-db.js'
 import type { Lease } from '../../src/domain/types.js'
 import { overlaps } from '../helpers/app.js'
@@ -47,16 +47,48 @@ describeEachBackend('hundreds of concurrent allocations on a small pool', (backe
     await verify(db, granted)
   })
 
+  test('evict_oldest: a burst of more users than tokens all get a lease (each evicting the oldest), never pool_exhausted', async (t) => {
+    const db = await testDb(t, backend)
+    const pool = new TokenPool(db, { defaultPool: { size: 2 }, sweepIntervalMs: 0 })
+    await pool.start()
+    const granted = await Promise.all(Array.from({ length: 9 }, async () => await pool.allocate(randomUUID())))
+    assert.equal(new Set(granted.map((l) => l.leaseId)).size, 9)
+    await verify(db, granted)
+    const { counts } = await pool.list()
+    assert.equal(counts.active, 2)
+    const reasons = await db.query<{ release_reason: string | null, n: number }>(
+      'SELECT release_reason, count(*)::int AS n FROM usages GROUP BY 1 ORDER BY 1 NULLS LAST')
+    assert.deepEqual(reasons, [{ release_reason: 'evicted', n: 7 }, { release_reason: null, n: 2 }])
+  })
+
   test('the same user asking many times at once gets one lease', async (t) => {
     const db = await testDb(t, backend)
     const pool = new TokenPool(db, options)
     await pool.start()
     const user = randomUUID()
+    const events: PoolEvent[] = []
+    pool.on('change', (e) => events.push(e))
     const leases = await Promise.all(Array.from({ length: 50 }, async () => await pool.allocate(user)))
     assert.equal(new Set(leases.map((l) => l.leaseId)).size, 1)
+    // One lease granted, so one allocated event, however many requests asked for it.
+    assert.deepEqual(events.map((e) => e.type), ['allocated'])
+    assert.equal(events[0]?.type === 'allocated' && events[0].lease.leaseId, leases[0]!.leaseId)
+    // And a repeat after the batch is not a change either.
+    await pool.allocate(user)
+    assert.equal(events.length, 1)
+    // Spread over many batches (one a turn of the event loop): still one lease, one event.
+    const other = randomUUID()
+    const spread: Array<Promise<Lease>> = []
+    for (let i = 0; i < 50; i++) {
+      spread.push(pool.allocate(other))
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    const otherLeases = await Promise.all(spread)
+    assert.equal(new Set(otherLeases.map((l) => l.leaseId)).size, 1)
+    assert.deepEqual(events.map((e) => e.type), ['allocated', 'allocated'])
     assert.equal(leases.filter((l) => l.isNew).length >= 1, true)
     const [row] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM usages')
-    assert.equal(row?.n, 1)
+    assert.equal(row?.n, 2)
   })
 })
 

@@ -66,7 +66,13 @@ describeEachBackend('GET /api/events', (backend) => {
     const got = await stream.waitForCount(3)
     assert.deepEqual(got.map((e) => e.event), ['allocated', 'released', 'allocated'])
     assert.deepEqual(data(got[1]!), {
-      token_id: first.token_id, lease_id: first.lease_id, user_id: first.user_id, started_at: first.started_at, released_at: second.started_at, release_reason: 'evicted',
+      pool: 'default',
+      token_id: first.token_id,
+      lease_id: first.lease_id,
+      user_id: first.user_id,
+      started_at: first.started_at,
+      released_at: second.started_at,
+      release_reason: 'evicted',
     })
     assert.deepEqual(data(got[2]!), second)
   })
@@ -104,17 +110,31 @@ describeEachBackend('GET /api/events', (backend) => {
     assert.deepEqual((await byQuery.waitForCount(4)).map(data), [...missed, later])
   })
 
-  test('the kept window is bounded; an id older than it replays the whole window', async (t) => {
+  test('the kept window is bounded; a client that missed pruned events gets one reset, then only new events', async (t) => {
     const s = await serve(t, backend, { poolSize: 10 })
+    const watcher = await s.events()
     const leases = []
     for (let i = 0; i < 5; i++) leases.push(await s.allocate())
+    const ids = (await watcher.waitForCount(5)).map((e) => e.id!)
+    // Pruned are only events beyond the newest `keep` that are also more than an hour old.
+    assert.equal(await prune(s.db, 2), 0)
+    await s.db.query('UPDATE pool_events SET created_at = created_at - interval \'2 hours\'')
     assert.equal(await prune(s.db, 2), 3)
-    const stream = await s.events({ 'last-event-id': '1' })
-    assert.deepEqual((await stream.waitForCount(2)).map(data), leases.slice(3))
+    // An id still kept replays what came after it.
+    const kept = await s.events({ 'last-event-id': ids[3]! })
+    assert.deepEqual((await kept.waitForCount(1)).map(data), [leases[4]])
+    // An id older than the kept window: one reset, never a silent skip, then what happens next.
+    const late = await s.events({ 'last-event-id': ids[0]! })
+    const next = await s.allocate()
+    const got = await late.waitForCount(2)
+    assert.deepEqual(got.map((e) => e.event), ['reset', 'allocated'])
+    assert.deepEqual(data(got[1]!), next)
     // An id the stream never had resumes from now.
     const fresh = await s.events({ 'last-event-id': '999999999' })
-    const next = await s.allocate()
-    assert.deepEqual(data((await fresh.waitForCount(1))[0]!), next)
+    const after = await s.allocate()
+    const [first] = await fresh.waitForCount(1)
+    assert.equal(first!.event, 'allocated')
+    assert.deepEqual(data(first!), after)
   })
 
   test('a malformed Last-Event-ID is a 422 in the contract\'s shape', async (t) => {
