@@ -2,6 +2,10 @@
  * The package's entry point: a typed client for a running Token Pool.
  *   import { TokenPoolClient } from 'token-pool'
  */
-export { TokenPoolClient, type CallOptions, type ClientOptions, type EventsOptions } from './client.js'
+export {
+  PoolHandle, TokenPoolClient, TokenPoolScope,
+  type CallOptions, type ClientOptions, type CooldownOptions, type EventsOptions, type ExportQuery, type KeepAlive,
+  type KeepAliveOptions, type ListPageOptions, type StatsOptions, type TokenPage,
+} from './client.js'
 export { TokenPoolError, TokenPoolUnreachableError } from './errors.js'
 export type * from './types.js'
