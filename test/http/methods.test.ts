@@ -18,6 +18,10 @@ async function tinyApp (t: TestContext, withMethods = true) {
   app.get('/api/stats', ok)
   app.get('/api/pools/:pool', ok)
   app.patch('/api/pools/:pool', ok)
+  // The same shapes under a pool: a static segment after a parameter.
+  app.post('/api/pools/:pool/tokens/allocate', ok)
+  app.get('/api/pools/:pool/tokens/:token_id', ok)
+  app.get('/docs/*', ok)
   await app.ready()
   t.after(async () => { await app.close() })
   return app
@@ -40,6 +44,7 @@ describe('a known path asked with another method is 405 with Allow', () => {
     const res = await app.inject({ method: 'GET', url: '/api/tokens/allocate?x=1' })
     assert405(res, 'POST')
     assert.match(res.json().error.message, /GET .*\/api\/tokens\/allocate.*POST/)
+    assert405(await app.inject({ method: 'GET', url: '/api/pools/blue/tokens/allocate' }), 'POST')
     const head = await app.inject({ method: 'HEAD', url: '/api/tokens/allocate' })
     assert.equal(head.statusCode, 405)
     assert.equal(head.headers.allow, 'POST')
@@ -51,6 +56,8 @@ describe('a known path asked with another method is 405 with Allow', () => {
     assert405(await app.inject({ method: 'POST', url: '/api/stats?y=2' }), 'GET')
     assert405(await app.inject({ method: 'DELETE', url: '/api/pools/blue' }), 'GET, PATCH')
     assert405(await app.inject({ method: 'PUT', url: `/api/tokens/${randomUUID()}` }), 'GET')
+    assert405(await app.inject({ method: 'PUT', url: '/api/pools/blue/tokens/allocate' }), 'POST')
+    assert405(await app.inject({ method: 'DELETE', url: '/docs/any/file.js' }), 'GET')
   })
 
   test('what is routed is unchanged; unknown paths stay 404', async (t) => {
@@ -61,6 +68,9 @@ describe('a known path asked with another method is 405 with Allow', () => {
     assert.equal((await app.inject({ method: 'GET', url: '/api/stats' })).statusCode, 200)
     assert.equal((await app.inject({ method: 'HEAD', url: '/api/stats' })).statusCode, 200)
     assert.equal((await app.inject({ method: 'PATCH', url: '/api/pools/blue' })).statusCode, 200)
+    assert.equal((await app.inject({ method: 'POST', url: '/api/pools/blue/tokens/allocate' })).statusCode, 200)
+    assert.equal((await app.inject({ method: 'GET', url: `/api/pools/blue/tokens/${randomUUID()}` })).statusCode, 200)
+    assert.equal((await app.inject({ method: 'GET', url: '/docs/any/file.js' })).statusCode, 200)
     for (const [method, url] of [['GET', '/api/nothing'], ['DELETE', '/api/tokens/a/b'], ['GET', '/api/stats/'], ['DELETE', '/api/pools/']] as const) {
       const res = await app.inject({ method, url })
       assert.equal(res.statusCode, 404, `${method} ${url}`)
@@ -74,7 +84,9 @@ describe('a known path asked with another method is 405 with Allow', () => {
     assert.deepEqual(app.methodsAllowedFor('/api/pools/blue'), ['GET', 'PATCH'])
     // A static path is its own resource, even where a parametric route also matches it.
     assert.deepEqual(app.methodsAllowedFor('/api/tokens/allocate'), ['POST'])
+    assert.deepEqual(app.methodsAllowedFor('/api/pools/blue/tokens/allocate'), ['POST'])
     assert.deepEqual(app.methodsAllowedFor('/api/stats'), ['GET'])
+    assert.deepEqual(app.methodsAllowedFor('/docs/'), ['GET'])
     assert.deepEqual(app.methodsAllowedFor('/nowhere'), [])
   })
 

@@ -10,7 +10,10 @@ declare module 'fastify' {
 }
 
 interface Route {
+  pattern: string
   segments: string[]
+  /** per segment: 0 static, 1 `:param`, 2 `*`; the lowest matching route names the resource, as in the router */
+  rank: number[]
   methods: Set<string>
 }
 
@@ -20,44 +23,59 @@ interface Route {
  * after `errors`: only routes added after this plugin are seen.
  */
 export default fp(async function methods (app: FastifyInstance) {
-  const byPattern = new Map<string, Route>()
-  // Static paths apart: for the client they name one resource, whatever parametric route also matches them.
-  const staticPaths = new Map<string, Set<string>>()
+  const routes = new Map<string, Route>()
 
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
       // Fastify adds HEAD for every GET; Allow names what was declared.
       if (method === 'HEAD') continue
-      const entry = byPattern.get(route.url) ?? { segments: route.url.split('/'), methods: new Set() }
+      let entry = routes.get(route.url)
+      if (entry === undefined) {
+        const segments = route.url.split('/')
+        entry = { pattern: route.url, segments, rank: segments.map(rankOf), methods: new Set() }
+        routes.set(route.url, entry)
+      }
       entry.methods.add(method)
-      byPattern.set(route.url, entry)
-      if (!/[:*]/.test(route.url)) staticPaths.set(route.url, entry.methods)
     }
   })
 
-  function methodsAllowedFor (path: string): string[] {
-    const exact = staticPaths.get(path)
-    if (exact !== undefined) return [...exact].sort()
+  /** The routes that own a path: of those matching it, the most specific (a path names one resource). */
+  function owners (path: string): Route[] {
     const segments = path.split('/')
-    const found = new Set<string>()
-    for (const route of byPattern.values()) {
-      if (matches(route.segments, segments)) for (const m of route.methods) found.add(m)
+    let best: Route[] = []
+    for (const route of routes.values()) {
+      if (!matches(route.segments, segments)) continue
+      const order = best[0] === undefined ? -1 : compare(route.rank, best[0].rank)
+      if (order < 0) best = [route]
+      else if (order === 0) best.push(route)
     }
-    return [...found].sort()
+    return best
   }
-  app.decorate('methodsAllowedFor', methodsAllowedFor)
+  const methodsOf = (owned: Route[]) => [...new Set(owned.flatMap((r) => [...r.methods]))].sort()
+
+  app.decorate('methodsAllowedFor', (path: string) => methodsOf(owners(path)))
 
   app.addHook('onRequest', async (request, reply) => {
     const pattern = request.routeOptions.url
-    // Only a parametric route can have caught a static path meant for another method.
+    // Only a parametric route can have caught a path that a more specific route owns for other methods.
     if (pattern === undefined || !/[:*]/.test(pattern)) return
     const path = request.url.split('?')[0] ?? ''
-    const allowed = staticPaths.get(path)
-    if (allowed !== undefined && !allowed.has(request.method)) {
-      return sendMethodNotAllowed(reply, request.method, path, [...allowed].sort())
-    }
+    const owned = owners(path)
+    if (owned.length === 0 || owned.some((r) => r.pattern === pattern)) return
+    const allowed = methodsOf(owned)
+    if (!allowed.includes(request.method)) return sendMethodNotAllowed(reply, request.method, path, allowed)
   })
 }, { name: 'methods', dependencies: ['errors'] })
+
+const rankOf = (segment: string) => segment === '*' ? 2 : segment.includes(':') ? 1 : 0
+
+function compare (a: number[], b: number[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0)
+    if (d !== 0) return d
+  }
+  return 0
+}
 
 /** `:param` (with or without a regex) stands for one non-empty segment, a trailing `*` for the rest. */
 function matches (pattern: string[], path: string[]): boolean {
