@@ -14,6 +14,8 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 
 export function sendError (reply: FastifyReply, err: PoolError): FastifyReply {
   if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds))
+  // RFC 9110: a 401 names the scheme that would work.
+  if (err.code === 'unauthorized') reply.header('www-authenticate', 'Bearer')
   return reply.code(err.status).send({ error: { code: err.code, message: err.message, details: err.details } })
 }
 

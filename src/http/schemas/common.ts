@@ -1,4 +1,4 @@
-import { Type, type TSchema } from 'typebox'
+import { Type, type Static, type TSchema } from 'typebox'
 import { RELEASE_REASONS } from '../../domain/types.js'
 
 // ajv's "uuid" format also takes a "urn:uuid:" prefix; the pattern keeps ids plain.
@@ -19,6 +19,14 @@ export const Uuid = (description: string) => Type.String({
 export const Timestamp = (description: string) => Type.String({ format: 'date-time', description, examples: ['2026-11-23T14:30:00.000Z'] })
 export const NullableTimestamp = (description: string) => Type.Union([Timestamp(description), Type.Null()])
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+
+/**
+ * A request field that may be null. Not an anyOf as Nullable: with coerceTypes, Ajv tries the
+ * first branch and coerces null there (user_quota: null became 0, label: null became "").
+ * With one type array Ajv coerces only when no listed type matches, so null stays null.
+ */
+export const NullableInput = <T extends TSchema>(schema: T) =>
+  Type.Unsafe<Static<T> | null>({ ...schema, type: [(schema as { type?: string }).type, 'null'] })
 
 export const ReleaseReason = StringEnum(RELEASE_REASONS, 'why the lease ended')
 

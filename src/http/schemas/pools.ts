@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { EXHAUSTION_POLICIES, POOL_NAME_PATTERN } from '../../domain/types.js'
-import { Nullable, StringEnum } from './common.js'
+import { NullableInput, StringEnum } from './common.js'
 import { PoolCounts } from './tokens.js'
 
 const settings = {
@@ -11,7 +11,7 @@ const settings = {
   on_exhausted: StringEnum(EXHAUSTION_POLICIES, 'when no token is free: evict the oldest lease, or refuse'),
   max_wait_seconds: Type.Number({ minimum: 0, maximum: 300, description: 'the most an allocation may wait (reserved: waiting is not built yet)' }),
   cooldown_max_seconds: Type.Number({ exclusiveMinimum: 0, maximum: 604_800, description: 'the longest cooldown' }),
-  user_quota: Nullable(Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'new leases one user may take per window; null: no limit' })),
+  user_quota: NullableInput(Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'new leases one user may take per window; null: no limit' })),
 }
 
 export const PoolNameParams = Type.Object({

@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { TOKEN_STATUSES } from '../../domain/types.js'
-import { Holder, Nullable, NullableTimestamp, PoolName, ReleaseReason, StringEnum, Timestamp, Uuid } from './common.js'
+import { Holder, Nullable, NullableInput, NullableTimestamp, PoolName, ReleaseReason, StringEnum, Timestamp, Uuid } from './common.js'
 
 // With ADMIN_TOKEN set, another user's id reads as null to a caller without the admin
 // token, and `holder` (a fingerprint of the id) tells holders apart.
@@ -151,9 +151,9 @@ export const CooldownResult = Type.Object({
 })
 
 export const DisableBody = Type.Object({
-  reason: Type.Optional(Nullable(Type.String({ maxLength: 200, description: 'why, for people' }))),
+  reason: Type.Optional(NullableInput(Type.String({ maxLength: 200, description: 'why, for people' }))),
 }, { additionalProperties: false })
 
 export const LabelBody = Type.Object({
-  label: Nullable(Type.String({ maxLength: 100, description: 'for people; null clears it' })),
+  label: NullableInput(Type.String({ maxLength: 100, description: 'for people; null clears it' })),
 }, { additionalProperties: false })
