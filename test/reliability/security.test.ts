@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
 import { buildApp } from '../../src/http/app.js'
 import { TokenPool } from '../../src/pool/pool.js'
@@ -72,5 +72,107 @@ describeEachBackend('security', (backend) => {
     assert.equal(res.statusCode, 413)
     assert.equal(res.json().error.code, 'payload_too_large')
     assert.equal((await app.inject('/api/stats')).json().data.active, 0)
+  })
+
+  test('with ADMIN_TOKEN, other callers see null user ids and a holder fingerprint; the holder sees its own id; the admin sees every id', async (t) => {
+    const adminToken = 'masking-admin-token'
+    const app = await appWith(t, backend, { adminToken })
+    const admin = { authorization: `Bearer ${adminToken}` }
+    const fingerprint = (id: string) => createHash('sha256').update(id).digest('hex').slice(0, 12)
+    const user = randomUUID()
+    const first = randomUUID()
+
+    // The allocating user sees its own id in its own answers.
+    const mine = (await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: first }) })).json().data
+    assert.equal(mine.user_id, first)
+    assert.equal(mine.holder, fingerprint(first))
+    const lease = (await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: user }) })).json().data
+    assert.equal(lease.user_id, user)
+    // Upper case in, the service's lower case out, fingerprint of the lower-case id.
+    const again = (await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: user.toUpperCase() }) })).json().data
+    assert.equal(again.user_id, user)
+    assert.equal(again.holder, fingerprint(user))
+
+    // A listing without the admin token: no ids, fingerprints instead.
+    const list = (await app.inject('/api/tokens')).json().data
+    const held = list.find((x: { id: string }) => x.id === lease.token_id)
+    assert.equal(held.current_user_id, null)
+    assert.equal(held.holder, fingerprint(user))
+    assert.match(held.holder, /^[0-9a-f]{12}$/)
+    for (const x of list) {
+      assert.equal(x.current_user_id, null)
+      if (x.status !== 'active') assert.equal(x.holder, null)
+    }
+    const one = (await app.inject(`/api/tokens/${lease.token_id}`)).json().data
+    assert.equal(one.current_user_id, null)
+    assert.equal(one.active_usage.user_id, null)
+    assert.equal(one.holder, fingerprint(user))
+    assert.equal(one.active_usage.holder, fingerprint(user))
+    const [usage] = (await app.inject(`/api/tokens/${lease.token_id}/history`)).json().data.usages
+    assert.equal(usage.user_id, null)
+    assert.equal(usage.holder, fingerprint(user))
+
+    // An eviction (the pool of 3 is full): the new holder sees itself, not whom it evicted (the oldest, first)...
+    await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: randomUUID() }) })
+    const evictor = randomUUID()
+    const third = (await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: evictor }) })).json().data
+    assert.equal(third.token_id, mine.token_id)
+    assert.equal(third.user_id, evictor)
+    assert.equal(third.evicted_user_id, null)
+    // ...unless it calls with the admin token.
+    const byAdmin = await app.inject({
+      method: 'POST', url: '/api/tokens/allocate', headers: { ...admin, 'content-type': 'application/json' }, payload: JSON.stringify({ user_id: randomUUID() }),
+    })
+    assert.equal(byAdmin.json().data.evicted_user_id, user)
+
+    // The admin sees every id.
+    const asAdmin = (await app.inject({ url: '/api/tokens', headers: admin })).json().data
+    assert.equal(asAdmin.find((x: { id: string }) => x.id === third.token_id).current_user_id, evictor)
+    assert.equal((await app.inject({ url: `/api/tokens/${third.token_id}`, headers: admin })).json().data.active_usage.user_id, evictor)
+    const history = (await app.inject({ url: `/api/tokens/${third.token_id}/history`, headers: admin })).json().data.usages
+    assert.deepEqual(history.map((u: { user_id: string }) => u.user_id), [evictor, first])
+    assert.deepEqual(history.map((u: { holder: string }) => u.holder), [fingerprint(evictor), fingerprint(first)])
+    // A wrong admin token is a caller like any other.
+    assert.equal((await app.inject({ url: '/api/tokens', headers: { authorization: 'Bearer wrong' } })).json().data
+      .find((x: { id: string }) => x.id === third.token_id).current_user_id, null)
+  })
+
+  test('without ADMIN_TOKEN every id is shown (no fingerprints), and admin routes answer loopback clients only', async (t) => {
+    const app = await appWith(t, backend, {})
+    const user = randomUUID()
+    const lease = (await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: user }) })).json().data
+    const seen = (await app.inject({ url: '/api/tokens', remoteAddress: '10.0.0.5' })).json().data.find((x: { id: string }) => x.id === lease.token_id)
+    assert.equal(seen.current_user_id, user)
+    assert.equal('holder' in seen, false)
+
+    const tokenId = lease.token_id
+    const routes: Array<{ method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown }> = [
+      { method: 'POST', url: '/api/tokens/clear' },
+      { method: 'POST', url: '/api/pools', body: { name: 'remote' } },
+      { method: 'PATCH', url: '/api/pools/default', body: { size: 4 } },
+      { method: 'DELETE', url: '/api/pools/default' },
+      { method: 'GET', url: '/api/export' },
+      { method: 'POST', url: `/api/tokens/${tokenId}/disable`, body: {} },
+      { method: 'POST', url: `/api/tokens/${tokenId}/enable` },
+      { method: 'POST', url: `/api/tokens/${tokenId}/cooldown`, body: { seconds: 5 } },
+      { method: 'PATCH', url: `/api/tokens/${tokenId}`, body: { label: 'x' } },
+    ]
+    for (const remoteAddress of ['10.0.0.5', '192.168.1.20', '::ffff:10.0.0.5', '2001:db8::1']) {
+      for (const r of routes) {
+        const res = await app.inject({ method: r.method, url: r.url, remoteAddress, ...(r.body === undefined ? {} : json(r.body)) })
+        assert.equal(res.statusCode, 401, `${r.method} ${r.url} from ${remoteAddress}: ${res.body}`)
+        assert.equal(res.json().error.code, 'unauthorized')
+        assert.match(res.json().error.message, /ADMIN_TOKEN/)
+        assert.equal(res.headers['www-authenticate'], 'Bearer')
+      }
+    }
+    assert.equal((await app.inject('/api/stats')).json().data.active, 1, 'nothing was cleared')
+    // Open routes answer anyone; admin routes answer loopback.
+    assert.equal((await app.inject({ url: '/api/stats', remoteAddress: '10.0.0.5' })).statusCode, 200)
+    assert.equal((await app.inject({ method: 'POST', url: `/api/tokens/${tokenId}/renew`, remoteAddress: '10.0.0.5', ...json({ user_id: user }) })).json().error.code, 'renewal_limit')
+    for (const remoteAddress of ['127.0.0.1', '::1', '::ffff:127.0.0.1']) {
+      assert.equal((await app.inject({ method: 'PATCH', url: `/api/tokens/${tokenId}`, remoteAddress, ...json({ label: remoteAddress }) })).statusCode, 200, remoteAddress)
+    }
+    assert.equal((await app.inject({ method: 'POST', url: '/api/tokens/clear', remoteAddress: '127.0.0.1' })).json().data.cleared_tokens, 1)
   })
 })
