@@ -10,8 +10,9 @@ const MIGRATION_LOCK = 74110001
 /**
  * Brings the schema up to date. Safe when several nodes start at once on an empty
  * database: a session advisory lock lets one migrate while the others wait, then find nothing to do.
+ * `target`, a migration number, stops there (tests build an older schema with it); default: the latest.
  */
-export async function migrate (db: Db): Promise<number> {
+export async function migrate (db: Db, target?: number): Promise<number> {
   return await db.withSession(async (session) => {
     await session.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
     try {
@@ -24,7 +25,7 @@ export async function migrate (db: Db): Promise<number> {
         // A multi-statement simple query is one implicit transaction: a file applies whole or not at all.
         execSqlScript: session.script,
       })
-      const applied = await postgrator.migrate()
+      const applied = await postgrator.migrate(target === undefined ? 'max' : String(target))
       return applied.length
     } finally {
       await session.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK])
