@@ -3,10 +3,19 @@ import { parseArgs } from 'node:util'
 import { CONFIG_FLAGS, ConfigError, loadConfig } from '../config.js'
 import { allocate } from './allocate.js'
 import { clear } from './clear.js'
+import { cooldown } from './cooldown.js'
+import { disable } from './disable.js'
+import { enable } from './enable.js'
+import { exportCommand } from './export.js'
 import { history } from './history.js'
+import { label } from './label.js'
+import { pool } from './pool.js'
+import { pools } from './pools.js'
 import { release } from './release.js'
+import { renew } from './renew.js'
 import { stats } from './stats.js'
 import { status } from './status.js'
+import { watch } from './watch.js'
 
 interface Command {
   summary: string
@@ -34,9 +43,18 @@ const COMMANDS: Record<string, Command> = {
   status,
   allocate,
   release,
+  renew,
+  cooldown,
   history,
-  clear,
   stats,
+  clear,
+  pools,
+  pool,
+  disable,
+  enable,
+  label,
+  export: exportCommand,
+  watch,
 }
 
 const HELP = `Usage: token-pool <command> [options]

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { TokenPoolClient, TokenPoolError, TokenPoolUnreachableError } from '../client/index.js'
+import { TokenPoolClient, TokenPoolError, TokenPoolUnreachableError, type TokenPoolScope } from '../client/index.js'
 
 /** Exit codes of the operator commands, the same for each; scripts may rely on them. */
 export const EXIT = {
@@ -42,7 +42,10 @@ export interface RemoteCommand {
   options?: Options
   /** names of the positional arguments, each required */
   positionals?: string[]
-  run: (ctx: RemoteContext) => Promise<Output>
+  /** names of positional arguments that may follow the required ones */
+  optionalPositionals?: string[]
+  /** what to print; nothing when the command wrote its output itself, as it came (export, watch) */
+  run: (ctx: RemoteContext) => Promise<Output | undefined>
 }
 
 const COMMON: Options = {
@@ -91,7 +94,7 @@ export function remote (name: string, command: RemoteCommand): (argv: string[]) 
       if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, not ${JSON.stringify(url)}`)
       const client = new TokenPoolClient({ url, adminToken: str(values['admin-token']) ?? nonEmpty(process.env.ADMIN_TOKEN) })
       const output = await command.run({ client, values, positionals })
-      process.stdout.write(json ? JSON.stringify(output.json, null, 2) + '\n' : output.text)
+      if (output !== undefined) process.stdout.write(json ? JSON.stringify(output.json, null, 2) + '\n' : output.text)
       process.exitCode = EXIT.ok
     } catch (err) {
       process.exitCode = fail(name, command, err, json)
@@ -109,7 +112,8 @@ function parse (argv: string[], command: RemoteCommand) {
   if (parsed.values.help === true) return parsed
   const wanted = command.positionals ?? []
   if (parsed.positionals.length < wanted.length) throw new UsageError(`missing ${wanted.slice(parsed.positionals.length).join(' ')}`)
-  if (parsed.positionals.length > wanted.length) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[wanted.length])}`)
+  const most = wanted.length + (command.optionalPositionals ?? []).length
+  if (parsed.positionals.length > most) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[most])}`)
   return parsed
 }
 
@@ -134,6 +138,44 @@ function fail (name: string, command: RemoteCommand, err: unknown, json: boolean
     return EXIT.unreachable
   }
   throw err
+}
+
+/** The --pool option of the lease commands. */
+export const POOL_OPTION: Options = { pool: { type: 'string' } }
+
+export const POOL_HELP = '  --pool NAME          the pool (default: default)'
+
+/**
+ * The calls of the pool --pool names; without --pool, the client itself: the default
+ * pool's routes, and token routes that find the token in whichever pool holds it.
+ */
+export function scope (client: TokenPoolClient, values: RemoteContext['values']): TokenPoolScope {
+  const name = values.pool
+  if (name === undefined) return client
+  if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) {
+    throw new UsageError('--pool must be a pool name: 1-63 of a-z, 0-9, _ and -, starting with a letter or digit')
+  }
+  return client.pool(name)
+}
+
+/** A flag's value as a number (when given): a usage error when it isn't one, or is out of [min, max]. */
+export function numberFlag (values: RemoteContext['values'], flag: string, opts: { integer?: boolean, min?: number, above?: number, max?: number } = {}): number | undefined {
+  const raw = values[flag]
+  if (raw === undefined) return undefined
+  const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN
+  const what = opts.integer === true ? 'a whole number' : 'a number'
+  const bounds = opts.above !== undefined ? ` above ${opts.above}` : opts.min !== undefined ? ` from ${opts.min}` : ''
+  const upTo = opts.max === undefined ? '' : ` up to ${opts.max}`
+  if (!Number.isFinite(n) || (opts.integer === true && !Number.isInteger(n)) ||
+      (opts.min !== undefined && n < opts.min) || (opts.above !== undefined && n <= opts.above) || (opts.max !== undefined && n > opts.max)) {
+    throw new UsageError(`--${flag} must be ${what}${bounds}${upTo}, not ${JSON.stringify(raw)}`)
+  }
+  return n
+}
+
+/** Someone who holds or held a token, as this caller may see them: the user id, else its holder fingerprint. */
+export function who (userId: string | null, holder?: string | null): string {
+  return userId ?? holder ?? '(hidden)'
 }
 
 const str = (v: Value) => (typeof v === 'string' ? v : undefined)

@@ -111,6 +111,11 @@ export class Transport {
     readonly fetch: typeof globalThis.fetch
   ) {}
 
+  /** The Authorization header, when the client has an admin token. */
+  auth (): Record<string, string> {
+    return this.adminToken === undefined ? {} : { authorization: `Bearer ${this.adminToken}` }
+  }
+
   /** The answer's JSON body; the timeout covers the whole answer. */
   async call<T> (method: string, path: string, body: unknown, options: CallOptions = {}): Promise<T> {
     const timeout = AbortSignal.timeout(this.timeoutMs)
@@ -138,7 +143,7 @@ export class Transport {
   private async send (method: string, path: string, body: unknown, options: CallOptions, timeout: AbortSignal, accept: string): Promise<Response> {
     const headers: Record<string, string> = { accept }
     if (body !== undefined) headers['content-type'] = 'application/json'
-    if (this.adminToken !== undefined) headers.authorization = `Bearer ${this.adminToken}`
+    Object.assign(headers, this.auth())
     if (options.requestId !== undefined) headers['x-request-id'] = options.requestId
     const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal])
     let res: Response
@@ -491,7 +496,8 @@ export class TokenPoolClient extends TokenPoolScope {
         let res: Response
         try {
           res = await this.http.fetch(this.url + path, {
-            headers: { accept: 'text/event-stream', ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) },
+            // With the admin token, other users' ids are shown, not hidden.
+            headers: { accept: 'text/event-stream', ...this.http.auth(), ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) },
             signal: AbortSignal.any([signal, connection.signal]),
           })
         } catch (err) {
