@@ -186,6 +186,8 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
 
     const changed = await client.updatePool('keys', { size: 3, user_quota: 5 })
     assert.deepEqual([changed.size, changed.total, changed.user_quota, changed.lease_ttl_seconds], [3, 3, 5, 30])
+    const unlimited = await client.updatePool('keys', { user_quota: null })
+    assert.deepEqual([unlimited.user_quota, unlimited.size], [null, 3], 'null removes the quota (not 0)')
     assert.equal((await rejection(client.updatePool('default', { size: 5 }))).code, 'managed_by_config')
     assert.equal((await rejection(client.deletePool('default'))).code, 'managed_by_config')
 
@@ -270,6 +272,7 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     assert.equal((await client.label(first.token_id, 'key #7 (billing team)')).label, 'key #7 (billing team)')
     assert.equal((await cool.get(first.token_id)).label, 'key #7 (billing team)')
     assert.equal((await cool.list()).tokens.find((tk) => tk.id === first.token_id)?.label, 'key #7 (billing team)')
+    assert.equal((await cool.label(first.token_id, null)).label, null, 'null removes the label (not "")')
     assert.equal((await rejection(client.label(first.token_id, 'x'.repeat(101)))).code, 'validation_failed')
   })
 
@@ -409,24 +412,6 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     assert.ok(all.some((e) => e.type === 'cleared' && e.data.pool === 'ev-b'))
     assert.ok(all.some((e) => e.type === 'pool_changed' && e.data.pool === 'ev-b' && e.data.deleted === true))
     await assert.rejects(client.events({ pool: 'nope', reconnect: false }).next(), (err: unknown) => err instanceof TokenPoolError && err.code === 'not_found')
-  })
-})
-
-describeEachBackend('TokenPoolClient v0.2: null in a body', (backend) => {
-  const todo = 'server bug: ajv coerceTypes turns null into 0 / "" in the first branch of Nullable(…) (user_quota, label)'
-  test('updatePool({user_quota: null}) removes the quota', { todo }, async (t) => {
-    const { client } = await serve(t, backend, { poolSize: 1 })
-    await client.createPool({ name: 'quota', size: 1, user_quota: 5 })
-    assert.equal((await client.updatePool('quota', { user_quota: null })).user_quota, null)
-    await client.pool('quota').allocate(randomUUID())
-  })
-
-  test('label(token, null) removes the label', { todo }, async (t) => {
-    const { client } = await serve(t, backend, { poolSize: 1 })
-    const [token] = (await client.list()).tokens
-    assert.ok(token !== undefined)
-    await client.label(token.id, 'key #7')
-    assert.equal((await client.label(token.id, null)).label, null)
   })
 })
 
