@@ -5,7 +5,11 @@ import Fastify from 'fastify'
 import errors from '../../src/http/plugins/errors.js'
 import eventRoutes from '../../src/http/routes/events.js'
 import { ErrorBody } from '../../src/http/schemas/common.js'
-import { prune } from '../../src/store/events.js'
+import { PGlite } from '@electric-sql/pglite'
+import { buildApp } from '../../src/http/app.js'
+import { TokenPool } from '../../src/pool/pool.js'
+import { head, prune } from '../../src/store/events.js'
+import { PGLITE_EXTENSIONS, pgliteDb } from '../../src/store/pglite-db.js'
 import { build, json, travel, type Harness } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
 import { SseClient } from './helpers/sse.js'
@@ -137,6 +141,21 @@ describeEachBackend('GET /api/events', (backend) => {
     assert.deepEqual(data(first!), after)
   })
 
+  test('a subscriber that starts after many events gets only what happens next, never a replay', async (t) => {
+    const s = await serve(t, backend, { poolSize: 20 })
+    for (let i = 0; i < 60; i++) await s.allocate()
+    await s.app.inject({ method: 'POST', url: '/api/tokens/clear' })
+    const stream = await s.events()
+    const next = await s.allocate()
+    const [first] = await stream.waitForCount(1)
+    assert.equal(first!.event, 'allocated')
+    assert.deepEqual(data(first!), next)
+    const later = await s.allocate()
+    assert.deepEqual((await stream.waitForCount(2)).map(data), [next, later])
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.equal(stream.events.length, 2, 'nothing older came after')
+  })
+
   test('a malformed Last-Event-ID is a 422 in the contract\'s shape', async (t) => {
     const { app } = await build(t, backend)
     const res = await app.inject({ url: '/api/events', headers: { 'last-event-id': 'abc' } })
@@ -166,4 +185,48 @@ describeEachBackend('GET /api/events', (backend) => {
     await stream.waitForComments(2)
     assert.equal(stream.events.length, 0)
   })
+})
+
+test('head ordering: a subscriber that starts after events whose xids cross 999 → 1000 gets no replay (PGlite, xids burned)', async (t) => {
+  // Its own PGlite, so that its transaction ids start low whatever ran before in this file.
+  const pg = await PGlite.create(undefined, { extensions: PGLITE_EXTENSIONS })
+  const db = pgliteDb(pg, async () => { await pg.close() })
+  const pool = new TokenPool(db, { defaultPool: { size: 50 }, sweepIntervalMs: 0 })
+  await pool.start()
+  const app = await buildApp({ pool })
+  const address = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.after(async () => {
+    await app.close()
+    await pool.stop()
+    await db.close()
+  })
+  const xid = async () => Number((await db.query<{ x: string }>('SELECT txid_current()::text AS x'))[0]!.x)
+  const start = await xid()
+  assert.ok(start < 970, `a new PGlite starts below xid 970 (at ${start})`)
+  // One transaction each, so that the events below straddle xid 1000.
+  while (await xid() < 985);
+  const leases = []
+  for (let i = 0; i < 30; i++) {
+    const res = await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: randomUUID() }) })
+    leases.push(res.json().data)
+  }
+  const xids = (await db.query<{ xid: string }>('SELECT xid::text AS xid FROM pool_events ORDER BY id')).map((r) => Number(r.xid))
+  assert.ok(xids.some((x) => x < 1000) && xids.some((x) => x >= 1000), `events on both sides of xid 1000: ${xids.join(' ')}`)
+  // The head is the newest event by number, not by text ('999' sorts after '1000').
+  const h = await head(db)
+  assert.equal(Number(h.xid), Math.max(...xids))
+
+  const stream = await SseClient.open(`${address}/api/events`)
+  t.after(() => { stream.close() })
+  const next = (await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: randomUUID() }) })).json().data
+  const [first] = await stream.waitForCount(1)
+  assert.equal(first!.event, 'allocated')
+  assert.deepEqual(data(first!), next, 'the first event is the new one, not a replay of the 30 before')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(stream.events.length, 1)
+  // And a client resuming from an event below 1000 gets exactly the rest, in order.
+  const resumed = await SseClient.open(`${address}/api/events`, { 'last-event-id': '1' })
+  t.after(() => { resumed.close() })
+  const replayed = await resumed.waitForCount(30)
+  assert.deepEqual(replayed.map(data), [...leases.slice(1), next])
 })
