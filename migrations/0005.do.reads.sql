@@ -53,16 +53,21 @@ LANGUAGE sql STABLE AS $$
      AND (NOT t.retired OR t.lease_expires_at > p_now)
 $$;
 
--- A pool's counts, as listings, stats and pool views carry them.
+-- A pool's counts, as listings, stats and pool views carry them: one pass of plain
+-- column tests (as tp_status means them); through tp_tokens, a function call per row,
+-- 1,000,000 tokens took 3 s.
 CREATE FUNCTION tp_pool_counts(p_pool text, p_now timestamptz)
 RETURNS TABLE (total integer, active integer, available integer, cooling integer, disabled integer)
 LANGUAGE sql STABLE AS $$
   SELECT count(*)::int,
-         (count(*) FILTER (WHERE status = 'active'))::int,
-         (count(*) FILTER (WHERE status = 'available'))::int,
-         (count(*) FILTER (WHERE status = 'cooling'))::int,
-         (count(*) FILTER (WHERE status = 'disabled'))::int
-    FROM tp_tokens(p_pool, p_now)
+         (count(*) FILTER (WHERE NOT t.disabled AND (t.cooling_until IS NULL OR t.cooling_until <= p_now)
+                             AND t.lease_expires_at > p_now))::int,
+         (count(*) FILTER (WHERE NOT t.disabled AND (t.cooling_until IS NULL OR t.cooling_until <= p_now)
+                             AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= p_now)))::int,
+         (count(*) FILTER (WHERE NOT t.disabled AND t.cooling_until > p_now))::int,
+         (count(*) FILTER (WHERE t.disabled))::int
+    FROM tokens t
+   WHERE t.pool = p_pool AND (NOT t.retired OR t.lease_expires_at > p_now)
 $$;
 
 -- A token as the event stream carries it (timestamps as JSON; the app formats them).
