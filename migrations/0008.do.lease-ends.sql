@@ -10,6 +10,13 @@ LANGUAGE sql AS $$
      FOR NO KEY UPDATE OF t
 $$;
 
+-- Whether p_user holds token t's lease at p_now: the check behind release, renewal and
+-- a holder's cooldown (rule 11: only the holder acts on its token).
+CREATE FUNCTION tp_holds(t tokens, p_user uuid, p_now timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT t.lease_user_id IS NOT DISTINCT FROM p_user AND coalesce(t.lease_expires_at > p_now, false)
+$$;
+
 -- Ends the active lease of token t now with p_reason, and empties the token's mirror.
 -- Returns the ended usage, or nothing when no lease is active.
 CREATE FUNCTION tp_end_lease(t tokens, p_now timestamptz, p_reason text)
@@ -45,7 +52,7 @@ BEGIN
     RETURN;
   END IF;
   pool := v_tok.pool;
-  IF v_tok.lease_user_id IS DISTINCT FROM p_user OR v_tok.lease_expires_at <= v_now THEN
+  IF NOT tp_holds(v_tok, p_user, v_now) THEN
     outcome := 'not_holder';
     RETURN;
   END IF;
@@ -77,7 +84,7 @@ BEGIN
     RETURN;
   END IF;
   pool := v_tok.pool;
-  IF v_tok.lease_user_id IS DISTINCT FROM p_user OR v_tok.lease_expires_at <= v_now THEN
+  IF NOT tp_holds(v_tok, p_user, v_now) THEN
     outcome := 'not_holder';
     RETURN;
   END IF;

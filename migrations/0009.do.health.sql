@@ -35,7 +35,7 @@ BEGIN
     outcome := 'too_long';
     RETURN;
   END IF;
-  IF p_user IS NOT NULL AND (v_tok.lease_user_id IS DISTINCT FROM p_user OR v_tok.lease_expires_at <= v_now) THEN
+  IF p_user IS NOT NULL AND NOT tp_holds(v_tok, p_user, v_now) THEN
     outcome := 'not_holder';
     RETURN;
   END IF;
