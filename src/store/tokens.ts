@@ -70,7 +70,7 @@ export interface DbStats {
   least_used: Array<{ token_id: string, usage_count: number }> | null
 }
 
-/** The window's usage figures over every visible token; the least-used list is capped at `leastUsedLimit`. */
+/** The window's usage figures over every visible token; the least-used list is capped at `leastUsedLimit` (0: neither it nor its count, which metrics don't need). */
 export async function stats (db: Db, pool: string, leastUsedLimit: number): Promise<DbStats> {
   // Plain column tests over the pool's tokens (as tp_count and tp_tokens mean them): a
   // function call per row made this 3 s at 1,000,000 tokens.
@@ -82,10 +82,12 @@ export async function stats (db: Db, pool: string, leastUsedLimit: number): Prom
             SELECT min(usage_count) AS min, max(usage_count) AS max, avg(usage_count)::float8 AS mean,
                    coalesce(sum(usage_count), 0)::int AS allocations_in_window FROM live)
      SELECT agg.*,
-            (SELECT count(*)::int FROM live WHERE live.usage_count = agg.min) AS least_used_count,
-            (SELECT json_agg(json_build_object('token_id', l.id, 'usage_count', l.usage_count))
-               FROM (SELECT live.id, live.usage_count FROM live WHERE live.usage_count = agg.min
-                      ORDER BY live.position LIMIT $2) l) AS least_used
+            CASE WHEN $2 > 0 THEN (SELECT count(*)::int FROM live WHERE live.usage_count = agg.min) ELSE 0 END AS least_used_count,
+            CASE WHEN $2 > 0 THEN
+              (SELECT json_agg(json_build_object('token_id', l.id, 'usage_count', l.usage_count))
+                 FROM (SELECT live.id, live.usage_count FROM live WHERE live.usage_count = agg.min
+                        ORDER BY live.position LIMIT $2) l)
+            END AS least_used
        FROM agg`,
     [pool, leastUsedLimit]
   )

@@ -120,7 +120,8 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
     try {
       poolRegister.resetMetrics()
       for (const p of await pool.listPools()) {
-        const s = await pool.stats(p.name, 1)
+        // The usage figures only: no least-used list, which a scrape would throw away.
+        const s = await pool.stats(p.name, 0)
         const l = { pool: p.name }
         size.set(l, p.size)
         for (const state of ['active', 'available', 'cooling', 'disabled'] as const) tokensByState.set({ ...l, state }, p[state])
