@@ -77,6 +77,9 @@ export async function resumeAfter (db: Db, lastId: number): Promise<{ from: Posi
     [lastId]
   )
   if (row?.xid != null) return { from: { xid: row.xid, id: lastId }, reset: false }
+  // The event right before the oldest kept one (say 0 when 1 is kept): nothing was pruned
+  // after it, so everything kept follows it.
+  if (row?.oldest != null && lastId === row.oldest - 1) return { from: START, reset: false }
   return { from: await head(db), reset: row?.oldest != null && lastId < row.oldest }
 }
 

@@ -101,6 +101,10 @@ describeEachBackend('GET /api/events', (backend) => {
     first.close()
     const missed = [await s.allocate(), await s.allocate(), await s.allocate()]
 
+    // Id 0, before the first event of the stream: everything kept, in order.
+    const fromStart = await s.events({ 'last-event-id': '0' })
+    assert.deepEqual((await fromStart.waitForCount(4)).map(data), [data(seen[0]!), ...missed])
+
     const again = await s.events({ 'last-event-id': seen[0]!.id! })
     const replayed = await again.waitForCount(3)
     assert.deepEqual(replayed.map(data), missed)
@@ -127,6 +131,9 @@ describeEachBackend('GET /api/events', (backend) => {
     // An id still kept replays what came after it.
     const kept = await s.events({ 'last-event-id': ids[3]! })
     assert.deepEqual((await kept.waitForCount(1)).map(data), [leases[4]])
+    // The pruned id right before the oldest kept one missed nothing: it replays the rest, no reset.
+    const edge = await s.events({ 'last-event-id': ids[2]! })
+    assert.deepEqual((await edge.waitForCount(2)).map(data), [leases[3], leases[4]])
     // An id older than the kept window: one reset, never a silent skip, then what happens next.
     const late = await s.events({ 'last-event-id': ids[0]! })
     const next = await s.allocate()
