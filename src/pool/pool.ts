@@ -216,9 +216,9 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
     if (row.outcome === 'not_holder') throw notHolder(tokenId, userId)
     if (row.outcome === 'limit') {
-      const until = (await this.get(tokenId)).activeUsage?.renewableUntil
+      // tp_renew read the cap from the lease it refused to extend.
       throw new PoolError('renewal_limit', 'The lease already ends at its renewal cap (renewable_until).', {
-        details: { renewable_until: until?.toISOString() ?? null },
+        details: { renewable_until: row.renewable_until?.toISOString() ?? null },
       })
     }
     const lease: Lease = {
