@@ -59,7 +59,8 @@ test('piped (not a terminal): JSON lines; one per request with the incoming x-re
 })
 
 test('LOG_LEVEL=warn leaves out the request and lease lines', async (t) => {
-  const server = await startServer(4512, { LOG_LEVEL: 'warn' })
+  // With ADMIN_TOKEN set there is no start-up warning about admin routes, so any line here is one too many.
+  const server = await startServer(4512, { LOG_LEVEL: 'warn', ADMIN_TOKEN: 'sesame' })
   t.after(server.stop)
   const res = await post(server.url + '/api/tokens/allocate', { user_id: randomUUID() }, { 'x-request-id': 'quiet-1' })
   assert.equal(res.status, 200)
@@ -67,6 +68,16 @@ test('LOG_LEVEL=warn leaves out the request and lease lines', async (t) => {
   // The server logs synchronously to a pipe; a later request's answer means the earlier lines were written.
   await fetch(server.url + '/healthz')
   assert.deepEqual(lines(server.output()), [])
+})
+
+test('without ADMIN_TOKEN the start says, as a warning, that admin routes answer this machine only', async (t) => {
+  const server = await startServer(4514, { LOG_LEVEL: 'warn' })
+  t.after(server.stop)
+  await fetch(server.url + '/healthz')
+  const warned = lines(server.output()).map((l) => JSON.parse(l) as { level: number, msg: string })
+  assert.equal(warned.length, 1)
+  assert.equal(warned[0]!.level, 40)
+  assert.match(warned[0]!.msg, /^ADMIN_TOKEN is not set: admin routes .* answer only clients on this machine \(loopback\)/)
 })
 
 test('in a terminal (a pty from script(1)): readable lines, not JSON', async (t) => {

@@ -67,7 +67,7 @@ test('npm pack gives a package whose bin and typed client work from a clean dire
 
   const status = run(bin, ['status', '--url', url], { cwd: project })
   assert.equal(status.code, 0, status.stderr)
-  assert.match(status.stdout, /^3 tokens: 0 active, 3 available/)
+  assert.match(status.stdout, /^Pool default: 3 tokens: 0 active, 3 available, 0 cooling, 0 disabled\./)
 
   // The client, imported by package name, in plain JavaScript…
   writeFileSync(join(project, 'use.mjs'), `
@@ -90,11 +90,13 @@ test('npm pack gives a package whose bin and typed client work from a clean dire
       const lease: Lease = await client.allocate('u')
       const fencing: number = lease.lease_id
       const evicted: string | null = lease.evicted_user_id
-      const reason: 'expired' | 'evicted' | 'released' | 'cleared' = (await client.release(lease.token_id, 'u')).release_reason
+      const reason: 'expired' | 'evicted' | 'released' | 'cleared' | 'cooldown' | 'disabled' = (await client.release(lease.token_id, 'u')).release_reason
+      const keyLease: Lease = await client.pool('openai-keys').allocate('u')
+      const renewableUntil: string = keyLease.renewable_until
       for await (const usage of client.history(lease.token_id)) { const u: Usage = usage; void u.released_at }
       for await (const e of client.events()) { const ev: PoolEvent = e; if (ev.type === 'allocated') void ev.data.expires_in_seconds }
       const { tokens, meta } = await client.list({ status: 'active' })
-      void [fencing, evicted, reason, tokens[0]?.current_user_id, meta.window_resets_at, (await client.stats()).usage_count.mean]
+      void [fencing, evicted, reason, renewableUntil, tokens[0]?.current_user_id, meta.window_resets_at, (await client.stats()).usage_count.mean]
       try { await client.get('x') } catch (err) { if (err instanceof TokenPoolError) { const s: number = err.status; void [s, err.code, err.retryAfterSeconds] } }
       // @ts-expect-error lease ids are numbers
       const wrong: string = lease.lease_id
