@@ -16,6 +16,7 @@ import leaseRoutes from './routes/leases.js'
 import poolRoutes from './routes/pools.js'
 import tokenHealthRoutes from './routes/token-health.js'
 import methods from './plugins/methods.js'
+import { validatorCompiler } from './validation.js'
 import { Access } from './plugins/auth.js'
 
 export interface AppDeps {
@@ -53,11 +54,8 @@ export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, 
     // While draining, a request already on an open connection is served (then the connection
     // closes) rather than answered with Fastify's own 503 body; see plugins/security.ts.
     return503OnClosing: false,
-    ajv: {
-      // Coerce query strings ("limit=5"), but never arrays to scalars: ["<uuid>"] is not a user id.
-      customOptions: { coerceTypes: true, allErrors: false },
-    },
   }).withTypeProvider<TypeBoxTypeProvider>()
+  app.setValidatorCompiler(validatorCompiler)
 
   // Only JSON bodies: text/plain and the rest get 415. An empty body counts as no body.
   app.removeAllContentTypeParsers()
