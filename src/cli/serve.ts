@@ -35,8 +35,9 @@ export async function serve (config: Config): Promise<void> {
   closeWithGrace({ delay: 10_000, logger }, async ({ err, signal }) => {
     if (err !== undefined) logger.error({ err }, 'stopping after an error')
     else logger.info({ signal }, 'stopping')
-    await app.close()
+    // Waiters first (503, Retry-After): they would hold app.close() for their whole wait.
     await pool.stop()
+    await app.close()
     await db.close()
   })
 

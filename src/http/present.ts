@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type * as domain from '../domain/types.js'
 import type { PoolHead } from '../pool/pool.js'
+import type { QueueState } from '../pool/waiting.js'
 import type * as api from './schemas/tokens.js'
 
 // Dates become ISO strings only here, at the HTTP edge.
@@ -158,4 +159,8 @@ export function pool (p: domain.PoolView) {
     disabled: p.disabled,
     waiting: p.waiting,
   }
+}
+
+export function queueState (s: QueueState): api.QueueStateJson {
+  return { position: s.position, waiting: s.waiting, estimated_grant_at: s.estimatedGrantAt === null ? null : iso(s.estimatedGrantAt) }
 }

@@ -1,7 +1,8 @@
 import { PoolError } from '../domain/errors.js'
 
-interface Waiter<R> {
+interface Waiter<R, I> {
   key: string
+  item: I
   resolve: (row: R) => void
   reject: (err: unknown) => void
 }
@@ -17,25 +18,26 @@ interface Waiter<R> {
  * batch per request whenever a slot was free, and with PGlite (which blocks the loop
  * while it runs) batches of one or two: 390 allocations/s against 3,400 (measured).
  */
-export class Batcher<R> {
-  private readonly queue: Array<Waiter<R>> = []
+export class Batcher<R, I = undefined> {
+  private readonly queue: Array<Waiter<R, I>> = []
   private inFlight = 0
   private scheduled = false
 
   constructor (
-    private readonly run: (keys: string[]) => Promise<Map<string, R>>,
+    /** one batch: each request's key and item (a key may come more than once); one result per key */
+    private readonly run: (requests: Array<{ key: string, item: I }>) => Promise<Map<string, R>>,
     private readonly maxBatch: number,
     private readonly maxInFlight: number,
     /** requests held in memory at most; past it a request is refused at once with 503 */
     private readonly maxQueued = Infinity
   ) {}
 
-  async submit (key: string): Promise<R> {
+  async submit (key: string, item: I): Promise<R> {
     if (this.queue.length >= this.maxQueued) {
       throw new PoolError('unavailable', 'Too many requests are waiting for the database; nothing was changed. Try again shortly.', { retryAfterSeconds: 1 })
     }
     return await new Promise<R>((resolve, reject) => {
-      this.queue.push({ key, resolve, reject })
+      this.queue.push({ key, item, resolve, reject })
       this.schedule()
     })
   }
@@ -53,7 +55,7 @@ export class Batcher<R> {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch)
       this.inFlight++
-      this.run(batch.map((w) => w.key)).then((results) => {
+      this.run(batch.map((w) => ({ key: w.key, item: w.item }))).then((results) => {
         for (const w of batch) {
           const row = results.get(w.key)
           if (row === undefined) w.reject(new Error(`no result for ${w.key}`))

@@ -17,6 +17,7 @@ import * as tokens from '../store/tokens.js'
 import * as usages from '../store/usages.js'
 import { Batcher } from './batcher.js'
 import { CommitHint } from './commit-hint.js'
+import { ALIVE_MS, WaitingRoom, type WaitOptions } from './waiting.js'
 
 export interface PoolOptions {
   /** the `default` pool's settings, from the environment at every start */
@@ -31,6 +32,13 @@ export type PoolEvent =
   | { type: 'released' | 'cleared', lease: EndedLease }
   | { type: 'cooling' | 'disabled' | 'enabled', token: TokenView }
   | { type: 'pool_changed', pool: PoolView | { name: string, deleted: true } }
+
+/** A request that queued has its answer (rule 12), for the wait-time metric. */
+export interface WaitEnded {
+  pool: string
+  seconds: number
+  outcome: 'allocated' | 'timed_out' | 'gone' | 'failed'
+}
 
 export interface TokenPage {
   tokens: TokenView[]
@@ -48,9 +56,11 @@ const FORGET_STEP = 10_000
 const KEEP_EVENTS = 100_000
 
 /** What each use case means, as transactions over the store. Emits a PoolEvent after each commit. */
-export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
-  private readonly batchers = new Map<string, Batcher<leases.DbGrant>>()
+export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [WaitEnded] }> {
+  /** per pool: batches that take the pool's turn shared (nobody waits) and exclusive (waiters) */
+  private readonly batchers = new Map<string, { shared: Batcher<leases.DbGrant, Ask>, exclusive: Batcher<leases.DbGrant, Ask> }>()
   private readonly hint: CommitHint
+  private readonly waiting: WaitingRoom
   private sweepTimer: NodeJS.Timeout | undefined
   readonly defaultSettings: PoolSettings
 
@@ -58,6 +68,18 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
     super()
     this.defaultSettings = withDefaults(options.defaultPool)
     this.hint = new CommitHint(async () => { await notifyReaders(db) })
+    this.waiting = new WaitingRoom({
+      db,
+      retry: async (pool, users) => {
+        const b = this.batcher(pool).exclusive
+        await Promise.all(users.map(async (u) => await b.submit(u, { queue: true }).catch((err: unknown) => { this.waiting.failed(pool, [u], err) })))
+      },
+      giveBack: async (pool, row) => { await this.release(row.token_id!, row.user_id, pool) },
+      timedOut: exhausted,
+      poke: () => { this.hint.poke() },
+    })
+    // A change made here may free a token for a waiter here.
+    this.on('change', (e) => { this.waiting.wake(poolOfEvent(e)) })
   }
 
   /** Applies the schema and sets the default pool from the configuration; then keeps bookkeeping going. */
@@ -74,8 +96,10 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
     }
   }
 
+  /** Stops bookkeeping and answers every waiter on this node (503) before the process goes. */
   async stop (): Promise<void> {
     clearInterval(this.sweepTimer)
+    await this.waiting.close()
   }
 
   // ── pools ──────────────────────────────────────────────────────────────────
@@ -133,8 +157,21 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
 
   // ── leases ─────────────────────────────────────────────────────────────────
 
-  async allocate (userId: string, pool: string = DEFAULT_POOL): Promise<Lease> {
-    const row = await this.batcher(pool).submit(userId)
+  /**
+   * A lease in `pool` for the user (rules 2-7, 14); with waitSeconds, waits in the pool's
+   * queue while no token is free (rule 12).
+   */
+  async allocate (userId: string, pool: string = DEFAULT_POOL, opts: WaitOptions = {}): Promise<Lease> {
+    const waitSeconds = opts.waitSeconds ?? 0
+    let row: leases.DbGrant
+    if (waitSeconds > 0) {
+      await this.checkWait(pool, waitSeconds)
+      row = await this.allocateWaiting(userId, pool, waitSeconds, opts)
+    } else {
+      row = await this.batcher(pool).shared.submit(userId, { queue: false })
+      // Someone joined the queue while this batch took its turn: take it again, in turn.
+      if (row.outcome === 'requeue') row = await this.batcher(pool).exclusive.submit(userId, { queue: false })
+    }
     if (row.outcome === 'no_pool') {
       this.batchers.delete(pool)
       throw poolNotFound(pool)
@@ -145,7 +182,8 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
         retryAfterSeconds, details: { pool, retry_after_seconds: retryAfterSeconds },
       })
     }
-    if (row.outcome === 'exhausted') throw exhausted(pool, row.retry_after_ms)
+    // 'queued' here: the same user's waiting request shared the batch; this one does not wait.
+    if (row.outcome !== 'new' && row.outcome !== 'existing') throw exhausted(pool, row.retry_after_ms)
     return {
       pool,
       tokenId: row.token_id!,
@@ -160,41 +198,87 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent] }> {
     }
   }
 
-  /** One group-committing queue per pool: a batch is one tp_allocate call, in one pool. */
-  private batcher (pool: string): Batcher<leases.DbGrant> {
+  /** Rule 12: wait_seconds is at most the pool's max_wait_seconds, never silently capped. */
+  async checkWait (pool: string, waitSeconds: number): Promise<void> {
+    const s = await read(async () => await pools.settings(this.db, pool))
+    if (s === undefined) throw poolNotFound(pool)
+    if (waitSeconds > s.max_wait_seconds) {
+      const message = `must be at most the pool's max_wait_seconds (${s.max_wait_seconds})`
+      throw new PoolError('validation_failed', `wait_seconds ${message}`, {
+        details: { field: 'wait_seconds', location: 'body', issues: [{ field: 'wait_seconds', message }] },
+      })
+    }
+  }
+
+  private async allocateWaiting (userId: string, pool: string, waitSeconds: number, opts: WaitOptions): Promise<leases.DbGrant> {
+    let queuedAt: number | undefined
+    const onQueued = opts.onQueued
+    const answer = this.waiting.enter(pool, userId, waitSeconds, {
+      ...opts,
+      onQueued: (state) => {
+        queuedAt ??= performance.now()
+        onQueued?.(state)
+      },
+    })
+    this.batcher(pool).shared.submit(userId, { queue: true }).catch((err: unknown) => { this.waiting.failed(pool, [userId], err) })
+    const waited = (outcome: WaitEnded['outcome']) => {
+      if (queuedAt !== undefined) this.emit('waited', { pool, seconds: (performance.now() - queuedAt) / 1000, outcome })
+    }
+    try {
+      const row = await answer
+      waited('allocated')
+      return row
+    } catch (err) {
+      waited(opts.signal?.aborted === true ? 'gone' : err instanceof PoolError && err.code === 'pool_exhausted' ? 'timed_out' : 'failed')
+      throw err
+    }
+  }
+
+  /** Two group-committing queues per pool: each batch is one tp_allocate call, in one pool. */
+  private batcher (pool: string): { shared: Batcher<leases.DbGrant, Ask>, exclusive: Batcher<leases.DbGrant, Ask> } {
     let b = this.batchers.get(pool)
     if (b === undefined) {
-      // PGlite has one connection; PostgreSQL gets a few batches in flight to overlap round trips.
+      // PGlite has one connection; PostgreSQL gets a few batches in flight to overlap round
+      // trips. Exclusive batches take turns in the database anyway.
       const inFlight = this.db.kind === 'pglite' ? 1 : 4
-      b = new Batcher(async (userIds) => {
-        const rows = await withRetry(async () => await leases.allocateMany(this.db, pool, userIds))
-        // Anything but a returned lease or a refusal wrote usages (new leases, or ends of ones that ran out).
-        if (rows.some((r) => r.outcome === 'new')) this.hint.poke()
-        // One event per lease granted, however many requests asked for it.
-        for (const r of rows) {
-          if (r.outcome === 'new') {
-            this.emit('change', {
-              type: 'allocated',
-              lease: {
-                pool,
-                tokenId: r.token_id!,
-                userId: r.user_id,
-                leaseId: r.lease_id!,
-                startedAt: r.started_at!,
-                expiresAt: r.expires_at!,
-                renewableUntil: r.renewable_until!,
-                expiresInSeconds: secondsLeft(r.expires_at!, r.started_at!),
-                evictedUserId: r.evicted_user_id,
-                isNew: true,
-              },
-            })
-          }
-        }
-        return new Map(rows.map((r) => [r.user_id, r]))
-      }, 256, inFlight, MAX_QUEUED)
+      b = {
+        shared: new Batcher(async (asks) => await this.allocateBatch(pool, asks, false), 256, inFlight, MAX_QUEUED),
+        exclusive: new Batcher(async (asks) => await this.allocateBatch(pool, asks, true), 256, 1, MAX_QUEUED),
+      }
       this.batchers.set(pool, b)
     }
     return b
+  }
+
+  private async allocateBatch (pool: string, asks: Array<{ key: string, item: Ask }>, exclusive: boolean): Promise<Map<string, leases.DbGrant>> {
+    const users = [...new Set(asks.map((a) => a.key))]
+    const queue = [...new Set(asks.filter((a) => a.item.queue).map((a) => a.key))]
+    const plain = new Set(asks.filter((a) => !a.item.queue).map((a) => a.key))
+    const rows = await withRetry(async () => await leases.allocateMany(this.db, pool, { users, queue, node: this.waiting.node, exclusive, aliveMs: ALIVE_MS }))
+    // One event per lease granted, however many requests asked for it.
+    for (const r of rows) {
+      if (r.outcome === 'new') {
+        this.emit('change', {
+          type: 'allocated',
+          lease: {
+            pool,
+            tokenId: r.token_id!,
+            userId: r.user_id,
+            leaseId: r.lease_id!,
+            startedAt: r.started_at!,
+            expiresAt: r.expires_at!,
+            renewableUntil: r.renewable_until!,
+            expiresInSeconds: secondsLeft(r.expires_at!, r.started_at!),
+            evictedUserId: r.evicted_user_id,
+            isNew: true,
+          },
+        })
+      }
+    }
+    const joined = rows.length > 0 && this.waiting.apply(pool, rows, new Set(queue.filter((u) => !plain.has(u))), rows[0]!.now)
+    // New leases (or ends of ones that ran out) and new waiters are news for the other nodes.
+    if (joined || rows.some((r) => r.outcome === 'new')) this.hint.poke()
+    return new Map(rows.map((r) => [r.user_id, r]))
   }
 
   async release (tokenId: string, userId: string, pool?: string): Promise<EndedLease> {
@@ -439,7 +523,7 @@ function toHead (h: tokens.DbPoolHead): PoolHead {
     available: h.available,
     cooling: h.cooling,
     disabled: h.disabled,
-    waiting: 0,
+    waiting: h.waiting,
     windowStartedAt: h.window_started_at,
     windowResetsAt: h.window_resets_at,
   }
@@ -462,6 +546,19 @@ function checkSettings (s: PoolSettings): void {
     throw new PoolError('validation_failed', 'lease_max_seconds must be at least lease_ttl_seconds', {
       details: { field: 'lease_max_seconds', location: 'body', issues: [{ field: 'lease_max_seconds', message: 'must be at least lease_ttl_seconds' }] },
     })
+  }
+}
+
+/** What a batched allocation asks for one request: may it wait? */
+interface Ask {
+  queue: boolean
+}
+
+function poolOfEvent (e: PoolEvent): string {
+  switch (e.type) {
+    case 'allocated': case 'renewed': case 'released': case 'cleared': return e.lease.pool
+    case 'cooling': case 'disabled': case 'enabled': return e.token.pool
+    case 'pool_changed': return e.pool.name
   }
 }
 

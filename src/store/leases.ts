@@ -2,7 +2,7 @@ import type { Db } from './db.js'
 
 export interface DbGrant {
   user_id: string
-  outcome: 'new' | 'existing' | 'exhausted' | 'quota' | 'no_pool'
+  outcome: 'new' | 'existing' | 'exhausted' | 'quota' | 'no_pool' | 'queued' | 'requeue'
   lease_id: number | null
   token_id: string | null
   started_at: Date | null
@@ -10,6 +10,12 @@ export interface DbGrant {
   renewable_until: Date | null
   evicted_user_id: string | null
   retry_after_ms: number | null
+  /** queued: the place in the pool's queue (1 is next), how many wait, the served-by time */
+  position: number | null
+  waiting: number | null
+  estimated_grant_at: Date | null
+  /** queued: when the node should look again (a deadline, or a node ahead that may be dead) */
+  wake_at: Date | null
   /** the database's clock when the grant was answered */
   now: Date
 }
@@ -23,11 +29,23 @@ export interface DbEndedLease {
   released_at: Date
 }
 
+export interface AllocateBatch {
+  users: string[]
+  /** those of `users` that may wait (rule 12) */
+  queue: string[]
+  /** this process, which keeps its queue rows alive */
+  node: string
+  /** take the pool's turn exclusively (anyone waits, or the batch would) */
+  exclusive: boolean
+  /** how long a queue row lives past its last heartbeat */
+  aliveMs: number
+}
+
 /** Allocates in one pool for many users in one transaction (tp_allocate); one row per distinct user. */
-export async function allocateMany (db: Db, pool: string, userIds: string[]): Promise<DbGrant[]> {
+export async function allocateMany (db: Db, pool: string, b: AllocateBatch): Promise<DbGrant[]> {
   return await db.query<DbGrant>(
-    'SELECT a.*, date_trunc(\'milliseconds\', clock_timestamp()) AS now FROM tp_allocate($1, $2::uuid[]) a',
-    [pool, userIds]
+    'SELECT a.*, date_trunc(\'milliseconds\', clock_timestamp()) AS now FROM tp_allocate($1, $2::uuid[], $3::uuid[], $4::uuid, $5, $6) a',
+    [pool, b.users, b.queue, b.node, b.exclusive, b.aliveMs]
   )
 }
 

@@ -10,7 +10,7 @@ const POOL_COLUMNS = `p.name, p.size, p.lease_ttl_seconds, p.lease_max_seconds, 
 /** Every pool not deleted (or one), with its settings and counts, in name order. */
 export async function listPools (db: Db, name?: string): Promise<PoolView[]> {
   return await db.query<PoolView>(
-    `SELECT ${POOL_COLUMNS}, c.*, 0 AS waiting
+    `SELECT ${POOL_COLUMNS}, c.*, tp_waiting(p.name, clock_timestamp()) AS waiting
        FROM pools p CROSS JOIN LATERAL tp_pool_counts(p.name, clock_timestamp()) c
       WHERE NOT p.deleted AND ($1::text IS NULL OR p.name = $1::text)
       ORDER BY p.name`,

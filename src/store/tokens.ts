@@ -16,7 +16,7 @@ export interface DbToken {
   usage_count: number
 }
 
-export interface DbPoolHead extends Omit<PoolCounts, 'waiting'> {
+export interface DbPoolHead extends PoolCounts {
   window_started_at: Date
   window_resets_at: Date
 }
@@ -24,7 +24,7 @@ export interface DbPoolHead extends Omit<PoolCounts, 'waiting'> {
 /** A pool's counts and window, from one snapshot; undefined for a pool that does not exist. */
 export async function poolHead (db: Db, pool: string): Promise<DbPoolHead | undefined> {
   const [row] = await db.query<DbPoolHead>(
-    `SELECT c.*, w.ws AS window_started_at, w.ws + make_interval(secs => p.usage_window_hours * 3600) AS window_resets_at
+    `SELECT c.*, tp_waiting(p.name, now()) AS waiting, w.ws AS window_started_at, w.ws + make_interval(secs => p.usage_window_hours * 3600) AS window_resets_at
        FROM pools p
        CROSS JOIN LATERAL (SELECT tp_window_now(p, now()) AS ws) w
        CROSS JOIN LATERAL tp_pool_counts(p.name, now()) c

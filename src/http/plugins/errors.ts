@@ -16,7 +16,12 @@ export function sendError (reply: FastifyReply, err: PoolError): FastifyReply {
   if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds))
   // RFC 9110: a 401 names the scheme that would work.
   if (err.code === 'unauthorized') reply.header('www-authenticate', 'Bearer')
-  return reply.code(err.status).send({ error: { code: err.code, message: err.message, details: err.details } })
+  return reply.code(err.status).send(envelope(err))
+}
+
+/** The failure body: {"error": {code, message, details}}. */
+export function envelope (err: PoolError): { error: { code: string, message: string, details: unknown } } {
+  return { error: { code: err.code, message: err.message, details: err.details } }
 }
 
 /** One error handler: every failure leaves in the contract's shape; unexpected ones hide their text. */
@@ -46,7 +51,8 @@ export function sendMethodNotAllowed (reply: FastifyReply, method: string, path:
   return sendError(reply, new PoolError('method_not_allowed', `${method} is not allowed on ${path}; use ${allowed.join(' or ')}.`))
 }
 
-function toPoolError (raw: FastifyError): PoolError {
+/** Any failure as the contract names it. */
+export function toPoolError (raw: FastifyError): PoolError {
   if (raw instanceof PoolError) return raw
   if (raw.validation !== undefined) {
     const issues = raw.validation.map((v) => ({

@@ -1,11 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Type, type Static } from 'typebox'
 import type { TokenPool } from '../../pool/pool.js'
 import type { Access } from '../plugins/auth.js'
 import * as present from '../present.js'
 import { errors, UserBody } from '../schemas/common.js'
 import { PoolNameParams } from '../schemas/pools.js'
-import { Cleared, EndedLease, Lease } from '../schemas/tokens.js'
+import { AllocateBody, Cleared, EndedLease, Lease } from '../schemas/tokens.js'
+import { answerAllocate } from './allocate-answer.js'
 import { POOL_PREFIX, poolOf, scopeOf, TokenInPoolParams, TokenParams, tokenIdOf } from './scopes.js'
 
 const tags = ['leases']
@@ -18,14 +20,33 @@ const leaseRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }
       schema: {
         tags,
         summary: `Lease the least-used free token of ${inPool} (or get back the lease the user holds there)`,
+        description: 'With wait_seconds, a request that finds no token free waits in the pool\'s queue, first come first served across every node, ' +
+          'and is answered when a token frees or with 409 pool_exhausted when its time is up. Asked with Accept: text/event-stream, a request ' +
+          'that queues is answered 200 with a stream instead: a `queued` event (position, waiting, estimated_grant_at) on entry and whenever ' +
+          'one of them changes, then one `allocated` event (the lease) or one `error` event (the error body); then the stream ends. ' +
+          'A request that does not queue answers plain JSON whatever its Accept.',
         ...(params === undefined ? {} : { params }),
-        body: UserBody,
-        response: { 200: Type.Object({ data: Lease }), ...errors(400, 404, 409, 413, 415, 422, 429, 503) },
+        body: AllocateBody,
+        response: {
+          200: {
+            description: 'the lease; or, for a request that queued with Accept: text/event-stream, the stream of its queued events and its answer',
+            content: {
+              'application/json': { schema: Type.Object({ data: Lease }) },
+              'text/event-stream': { schema: Type.String({ description: 'event: queued (data: QueueState), then event: allocated (data: the lease) or event: error (data: the error body)' }) },
+            },
+          },
+          ...errors(400, 404, 409, 413, 415, 422, 429, 503),
+        },
       },
     }
-    const handler = async (request: { params: unknown, body: { user_id: string } } & Parameters<Access['viewer']>[0]) => {
+    const handler = async (request: FastifyRequest<{ Body: Static<typeof AllocateBody> }>, reply: FastifyReply) => {
       const userId = request.body.user_id.toLowerCase()
-      return { data: present.lease(await pool.allocate(userId, poolOf(request.params)), access.viewer(request, userId)) }
+      return await answerAllocate(pool, request, reply, {
+        pool: poolOf(request.params),
+        userId,
+        waitSeconds: request.body.wait_seconds ?? 0,
+        viewer: access.viewer(request, userId),
+      })
     }
     app.post(`${prefix}/tokens/allocate`, allocate, handler)
     app.post(`${prefix}/tokens/activate`, { schema: { ...allocate.schema, summary: 'Alias of allocate' } }, handler)

@@ -19,7 +19,8 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
         tags,
         summary: 'Cool a token down: by its holder (user_id), or by an admin (no user_id)',
         description: 'Ends the lease (reason cooldown) and keeps the token out until now + seconds; a cooldown never shortens one in force. ' +
-          'With reallocate, the holder also gets a new lease on another token; if none can be had, lease is null and lease_error says why.',
+          'With reallocate, the holder also gets a new lease on another token (waiting up to wait_seconds, as allocate does); ' +
+          'if none can be had, lease is null and lease_error says why.',
         params,
         body: CooldownBody,
         response: { 200: CooldownResult, ...errors(400, 401, 404, 409, 413, 415, 422, 429, 503) },
@@ -36,12 +37,17 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
         }
       }
       const viewer = access.viewer(request, userId)
+      const waitSeconds = request.body.wait_seconds ?? 0
+      // A wait the pool refuses is a 422 for the whole call: checked before anything changes.
+      if (waitSeconds > 0 && request.body.reallocate === true) {
+        await pool.checkWait(scopeOf(request.params) ?? (await pool.get(tokenId)).pool, waitSeconds)
+      }
       const { token, endedLease } = await pool.cooldown(tokenId, userId ?? null, request.body.seconds, scopeOf(request.params))
       let lease = null
       let leaseError = null
       if (request.body.reallocate === true && userId !== undefined) {
         try {
-          lease = present.lease(await pool.allocate(userId, token.pool), viewer)
+          lease = present.lease(await pool.allocate(userId, token.pool, { waitSeconds }), viewer)
         } catch (err) {
           if (!(err instanceof PoolError)) throw err
           leaseError = { code: err.code, message: err.message, details: err.details }

@@ -135,8 +135,28 @@ export const Stats = Type.Object({
 })
 export type StatsJson = Static<typeof Stats>
 
+export const WaitSeconds = Type.Number({
+  minimum: 0,
+  description: "how long to wait for a token when none is free (rule 12): 0 (the default) to the pool's max_wait_seconds",
+  examples: [0, 30],
+})
+
+export const AllocateBody = Type.Object({
+  user_id: Uuid('the user asking'),
+  wait_seconds: Type.Optional(WaitSeconds),
+}, { description: 'who is asking, and how long it may wait' })
+
+export const QueueState = Type.Object({
+  position: Type.Integer({ minimum: 1, description: 'place in the pool\'s queue: 1 is served next' }),
+  waiting: Type.Integer({ minimum: 1, description: 'how many wait in the pool' }),
+  estimated_grant_at: NullableTimestamp('the latest this waiter is served (the position-th earliest lease end or cooldown end), barring renewals, longer cooldowns, disables or a shrink; null when fewer tokens will free up'),
+}, { description: 'a queued event' })
+
+export type QueueStateJson = Static<typeof QueueState>
+
 export const CooldownBody = Type.Object({
   user_id: Type.Optional(Uuid('the holder; leave out for an admin cooldown')),
+  wait_seconds: Type.Optional(WaitSeconds),
   seconds: Type.Number({ exclusiveMinimum: 0, maximum: 604_800, description: "how long, at most the pool's cooldown_max_seconds" }),
   reallocate: Type.Optional(Type.Boolean({ default: false, description: 'also return the holder a new lease on another token' })),
 }, { additionalProperties: false })

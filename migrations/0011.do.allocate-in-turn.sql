@@ -1,0 +1,230 @@
+-- Allocation with waiting (rules 2-10, 12, 14), per pool; replaces 0007's tp_allocate.
+DROP FUNCTION tp_allocate(text, uuid[]);
+
+-- Allocates in p_pool for a batch of users in one transaction (one commit, one round
+-- trip, a handful of set-based statements however large the batch). Users in p_queue
+-- may wait; p_node is the calling process, whose queue rows stay alive p_alive_ms past
+-- their last heartbeat.
+--
+-- While nobody waits, the m least-used free tokens go to the m users, and under
+-- evict_oldest the oldest leases are evicted for the rest, in rounds (as the same
+-- requests one after another would). Once anyone waits, nobody evicts and tokens go
+-- in turn: waiters by place, then newcomers; with k tokens free, the first k of that
+-- order get them, and a token left over is kept for a waiter ahead that is not in
+-- this batch.
+--
+-- outcome: 'new' | 'existing' | 'exhausted' | 'quota' (with retry_after_ms) | 'no_pool'
+--   | 'queued': waiting, with its position, the number waiting, its served-by time
+--     (estimated_grant_at), when its node should try again (wake_at: the next deadline,
+--     or a node ahead that may be dead) and retry_after_ms for a time-out
+--   | 'requeue': only without p_exclusive, for a p_queue user that would wait or meets
+--     a queue: the caller runs it again with p_exclusive.
+CREATE FUNCTION tp_allocate(p_pool text, p_users uuid[], p_queue uuid[], p_node uuid, p_exclusive boolean,
+                            p_alive_ms integer)
+RETURNS TABLE (
+  user_id uuid, outcome text, lease_id bigint, token_id uuid, started_at timestamptz,
+  expires_at timestamptz, renewable_until timestamptz, evicted_user_id uuid, retry_after_ms bigint,
+  "position" integer, waiting integer, estimated_grant_at timestamptz, wake_at timestamptz
+)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_pool pools%ROWTYPE;
+  v_turns bigint := hashtextextended('turns ' || p_pool, 7412);
+  v_exclusive boolean := p_exclusive;
+  v_window timestamptz;
+  v_users uuid[];
+  v_new uuid[];
+  v_stale bigint[];
+  v_refused uuid[];
+  v_queue uuid[] := '{}';
+  v_order uuid[];
+  v_ranks bigint[];
+  v_tokens uuid[];
+  v_prior bigint[];
+  v_more record;
+  v_now timestamptz;
+  v_granted integer := 0;
+  v_free integer := 0;
+  v_left uuid[] := '{}';
+  v_join uuid[];
+  v_deadlines timestamptz[];
+  v_wake timestamptz;
+BEGIN
+  SELECT * INTO v_pool FROM pools p WHERE p.name = p_pool AND NOT p.deleted;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT DISTINCT x, 'no_pool', NULL::bigint, NULL::uuid, NULL::timestamptz, NULL::timestamptz,
+                        NULL::timestamptz, NULL::uuid, NULL::bigint, NULL::int, NULL::int, NULL::timestamptz,
+                        NULL::timestamptz FROM unnest(p_users) x;
+    RETURN;
+  END IF;
+
+  -- Rule 12's turn: exclusive while anyone waits, shared otherwise (see 0010).
+  v_exclusive := v_exclusive
+    OR EXISTS (SELECT 1 FROM waiters w WHERE w.pool = p_pool AND w.alive_until > clock_timestamp());
+  IF v_exclusive THEN
+    PERFORM pg_advisory_xact_lock(v_turns);
+  ELSE
+    PERFORM pg_advisory_xact_lock_shared(v_turns);
+    -- Someone joined the queue between the look above and the lock: step back.
+    IF EXISTS (SELECT 1 FROM waiters w WHERE w.pool = p_pool AND w.alive_until > clock_timestamp()) THEN
+      RETURN QUERY SELECT DISTINCT x, 'requeue', NULL::bigint, NULL::uuid, NULL::timestamptz, NULL::timestamptz,
+                          NULL::timestamptz, NULL::uuid, NULL::bigint, NULL::int, NULL::int, NULL::timestamptz,
+                          NULL::timestamptz FROM unnest(p_users) x;
+      RETURN;
+    END IF;
+  END IF;
+
+  v_window := tp_window(p_pool);
+  SELECT array_agg(d.x ORDER BY hashtextextended(p_pool || d.x::text, 7411)) INTO v_users
+    FROM (SELECT DISTINCT x FROM unnest(p_users) x) d;
+  -- Rule 6: one allocation per user and pool at a time, so "allocate again" returns the same lease.
+  PERFORM pg_advisory_xact_lock(hashtextextended(p_pool || x::text, 7411)) FROM unnest(v_users) x;
+  v_now := date_trunc('milliseconds', clock_timestamp());
+
+  -- Each user's open usage in the pool, one index probe per user (LIMIT 1 keeps the
+  -- planner from turning it into a join over every open usage).
+  RETURN QUERY
+  SELECT o.user_id, 'existing', o.id, o.token_id, o.started_at, o.expires_at,
+         coalesce(o.renewable_until, o.expires_at), NULL::uuid, NULL::bigint, NULL::int, NULL::int,
+         NULL::timestamptz, NULL::timestamptz
+    FROM unnest(v_users) x
+    CROSS JOIN LATERAL (SELECT * FROM usages u WHERE u.pool = p_pool AND u.user_id = x AND u.released_at IS NULL LIMIT 1) o
+   WHERE o.expires_at > v_now;
+  SELECT coalesce(array_agg(x) FILTER (WHERE o.id IS NULL OR o.expires_at <= v_now), '{}'),
+         coalesce(array_agg(o.id) FILTER (WHERE o.expires_at <= v_now), '{}')
+    INTO v_new, v_stale
+    FROM unnest(v_users) x
+    LEFT JOIN LATERAL (SELECT u.id, u.expires_at FROM usages u
+                        WHERE u.pool = p_pool AND u.user_id = x AND u.released_at IS NULL LIMIT 1) o ON true;
+  IF cardinality(v_stale) > 0 THEN
+    -- Their leases that ran out and the sweep has not written yet.
+    UPDATE usages u SET released_at = u.expires_at, release_reason = 'expired'
+     WHERE u.id = ANY (v_stale) AND u.released_at IS NULL;
+  END IF;
+
+  -- Rule 14: a user at its quota for this window gets no new lease, and does not queue.
+  IF v_pool.user_quota IS NOT NULL AND cardinality(v_new) > 0 THEN
+    SELECT coalesce(array_agg(x), '{}') INTO v_refused
+      FROM unnest(v_new) x
+      JOIN user_window_leases q ON q.pool = p_pool AND q.user_id = x
+     WHERE q.window_started_at = v_window AND q.leases >= v_pool.user_quota;
+    IF v_pool.user_quota = 0 THEN
+      v_refused := v_new;
+    END IF;
+    IF cardinality(v_refused) > 0 THEN
+      RETURN QUERY
+      SELECT x, 'quota', NULL::bigint, NULL::uuid, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::uuid,
+             greatest(1, ceil(extract(epoch FROM v_window + make_interval(secs => v_pool.usage_window_hours * 3600) - v_now) * 1000))::bigint,
+             NULL::int, NULL::int, NULL::timestamptz, NULL::timestamptz
+        FROM unnest(v_refused) x;
+      SELECT coalesce(array_agg(x), '{}') INTO v_new FROM unnest(v_new) x WHERE x <> ALL (v_refused);
+    END IF;
+  END IF;
+
+  IF cardinality(v_new) > 0 AND v_exclusive THEN
+    -- A dead node's rows count for nothing from their alive_until on.
+    DELETE FROM waiters w WHERE w.pool = p_pool AND w.alive_until <= v_now;
+    v_queue := tp_queue(p_pool, v_now);
+  END IF;
+
+  IF cardinality(v_new) > 0 AND cardinality(v_queue) = 0 AND v_pool.on_exhausted = 'evict_oldest' THEN
+    -- Nobody waits. In rounds: a batch larger than what the pool can give at once
+    -- grants what it can, then the rest evict the oldest leases, those just granted in
+    -- this batch included.
+    LOOP
+      SELECT * INTO v_tokens, v_prior FROM tp_pick(p_pool, v_window, v_now, cardinality(v_new));
+      IF cardinality(v_tokens) < cardinality(v_new) THEN
+        SELECT * INTO v_more FROM tp_pick_evictable(p_pool, v_now, cardinality(v_new) - cardinality(v_tokens), v_tokens);
+        v_tokens := v_tokens || v_more.picked;
+        v_prior := v_prior || v_more.prior;
+        -- Every candidate is locked by concurrent batches (or the batch outgrew the pool):
+        -- wait for the oldest, one at a time, and take what it holds once committed.
+        WHILE cardinality(v_tokens) < cardinality(v_new) LOOP
+          SELECT t.id, t.lease_id INTO v_more FROM tokens t
+           WHERE t.pool = p_pool AND NOT t.retired AND NOT t.disabled
+             AND (t.cooling_until IS NULL OR t.cooling_until <= v_now) AND t.id <> ALL (v_tokens)
+           ORDER BY t.lease_started_at NULLS FIRST
+           LIMIT 1 FOR NO KEY UPDATE;
+          EXIT WHEN NOT FOUND;
+          v_tokens := v_tokens || v_more.id;
+          v_prior := v_prior || v_more.lease_id;
+        END LOOP;
+      END IF;
+      v_granted := cardinality(v_tokens);
+      IF v_granted > 0 THEN
+        RETURN QUERY
+        SELECT g.user_id, 'new', g.lease_id, g.token_id, g.started_at, g.expires_at, g.renewable_until,
+               g.evicted_user_id, NULL::bigint, NULL::int, NULL::int, NULL::timestamptz, NULL::timestamptz
+          FROM tp_grant(v_pool, v_window, v_new, v_tokens, v_prior) g;
+      END IF;
+      EXIT WHEN v_granted = 0 OR v_granted = cardinality(v_new);
+      v_new := v_new[v_granted + 1:];
+    END LOOP;
+    v_left := v_new[v_granted + 1:];
+  ELSIF cardinality(v_new) > 0 THEN
+    -- In turn: waiters by place, then newcomers; with k tokens free the first k get them.
+    SELECT array_agg(o.x ORDER BY o.r), array_agg(o.r ORDER BY o.r) INTO v_order, v_ranks FROM (
+      SELECT n.x, coalesce(array_position(v_queue, n.x)::bigint,
+                           cardinality(v_queue) + count(*) FILTER (WHERE array_position(v_queue, n.x) IS NULL)
+                                                  OVER (ORDER BY n.i)) AS r
+        FROM unnest(v_new) WITH ORDINALITY n(x, i)) o;
+    SELECT * INTO v_tokens, v_prior FROM tp_pick(p_pool, v_window, v_now, v_ranks[cardinality(v_ranks)]::int);
+    v_free := cardinality(v_tokens);
+    SELECT count(*)::int INTO v_granted FROM unnest(v_ranks) r WHERE r <= v_free;
+    IF v_granted > 0 THEN
+      RETURN QUERY
+      SELECT g.user_id, 'new', g.lease_id, g.token_id, g.started_at, g.expires_at, g.renewable_until,
+             g.evicted_user_id, NULL::bigint, NULL::int, NULL::int, NULL::timestamptz, NULL::timestamptz
+        FROM tp_grant(v_pool, v_window, v_order[1:v_granted], v_tokens[1:v_granted], v_prior[1:v_granted]) g;
+    END IF;
+    v_left := v_order[v_granted + 1:];
+  END IF;
+
+  IF NOT v_exclusive THEN
+    RETURN QUERY
+    SELECT x, CASE WHEN x = ANY (p_queue) THEN 'requeue' ELSE 'exhausted' END, NULL::bigint, NULL::uuid,
+           NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::uuid, tp_retry_after_ms(p_pool, v_now),
+           NULL::int, NULL::int, NULL::timestamptz, NULL::timestamptz
+      FROM unnest(v_left) x;
+    RETURN;
+  END IF;
+
+  -- Those answered leave this node's queue; those left over that may wait join it (a
+  -- user already waiting on any node keeps its place).
+  DELETE FROM waiters w WHERE w.pool = p_pool AND w.node = p_node AND w.user_id = ANY (v_users)
+     AND w.user_id <> ALL (v_left);
+  SELECT coalesce(array_agg(x ORDER BY i), '{}') INTO v_join
+    FROM unnest(v_left) WITH ORDINALITY l(x, i) WHERE x = ANY (p_queue);
+  INSERT INTO waiters (pool, user_id, place, node, alive_until)
+  SELECT p_pool, j.x,
+         coalesce((SELECT min(w.place) FROM waiters w WHERE w.pool = p_pool AND w.user_id = j.x), nextval('waiter_places')),
+         p_node, v_now + make_interval(secs => p_alive_ms / 1000.0)
+    FROM unnest(v_join) WITH ORDINALITY j(x, i) ORDER BY j.i
+  ON CONFLICT (pool, user_id, node) DO UPDATE SET alive_until = excluded.alive_until;
+
+  RETURN QUERY
+  SELECT x, 'exhausted', NULL::bigint, NULL::uuid, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz,
+         NULL::uuid, tp_retry_after_ms(p_pool, v_now), NULL::int, NULL::int, NULL::timestamptz, NULL::timestamptz
+    FROM unnest(v_left) x WHERE x <> ALL (v_join);
+  IF cardinality(v_join) = 0 THEN
+    RETURN;
+  END IF;
+
+  v_queue := tp_queue(p_pool, v_now);
+  v_deadlines := tp_deadlines(p_pool, v_now,
+                              (SELECT max(array_position(v_queue, x)) FROM unnest(v_join) x));
+  v_wake := v_deadlines[1];
+  IF v_free > v_granted THEN
+    -- Tokens are free but kept for waiters ahead that were not in this batch: their
+    -- nodes take them, unless dead; look again when their rows would lapse.
+    SELECT least(v_wake, min(CASE WHEN w.node = p_node THEN v_now ELSE w.alive_until END)) INTO v_wake
+      FROM waiters w WHERE w.pool = p_pool AND w.alive_until > v_now AND w.user_id <> ALL (v_users);
+  END IF;
+  RETURN QUERY
+  SELECT x, 'queued', NULL::bigint, NULL::uuid, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::uuid,
+         CASE WHEN cardinality(v_deadlines) > 0
+              THEN greatest(1, ceil(extract(epoch FROM v_deadlines[1] - v_now) * 1000))::bigint END,
+         array_position(v_queue, x), cardinality(v_queue), v_deadlines[array_position(v_queue, x)], v_wake
+    FROM unnest(v_join) x;
+END $$;

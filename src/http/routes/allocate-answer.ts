@@ -1,0 +1,67 @@
+import { PassThrough } from 'node:stream'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { Lease } from '../../domain/types.js'
+import type { TokenPool } from '../../pool/pool.js'
+import { envelope, toPoolError } from '../plugins/errors.js'
+import * as present from '../present.js'
+
+export interface AllocateAsk {
+  pool: string
+  userId: string
+  waitSeconds: number
+  viewer: present.Viewer
+}
+
+/**
+ * Answers an allocation that may wait (rule 12). Asked with Accept: text/event-stream, a
+ * request that queues gets a stream: `queued` events as its place changes, then one
+ * `allocated` or `error` event. Any other answer is plain JSON. A caller that goes away
+ * leaves the queue, and a lease granted as it went is given back at once.
+ */
+export async function answerAllocate (pool: TokenPool, request: FastifyRequest, reply: FastifyReply, ask: AllocateAsk) {
+  const streamed = ask.waitSeconds > 0 && (request.headers.accept ?? '').includes('text/event-stream')
+  const gone = new AbortController()
+  const onClose = () => { if (!reply.raw.writableEnded) gone.abort() }
+  reply.raw.on('close', onClose)
+  let stream: PassThrough | undefined
+  let queued = false
+  try {
+    const lease = await pool.allocate(ask.userId, ask.pool, {
+      waitSeconds: ask.waitSeconds,
+      signal: gone.signal,
+      onQueued: (state) => {
+        queued = true
+        if (!streamed) return
+        if (stream === undefined) {
+          stream = new PassThrough()
+          reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').header('x-accel-buffering', 'no')
+          reply.send(stream)
+        }
+        stream.write(sse('queued', present.queueState(state)))
+      },
+    })
+    if (gone.signal.aborted) {
+      if (queued && lease.isNew) await giveBack(pool, lease)
+      return reply
+    }
+    if (stream === undefined) return { data: present.lease(lease, ask.viewer) }
+    stream.end(sse('allocated', present.lease(lease, ask.viewer)))
+    return reply
+  } catch (err) {
+    // Nobody is there to answer.
+    if (gone.signal.aborted) return reply
+    if (stream === undefined) throw err
+    stream.end(sse('error', envelope(toPoolError(err as FastifyError))))
+    return reply
+  } finally {
+    reply.raw.off('close', onClose)
+  }
+}
+
+async function giveBack (pool: TokenPool, lease: Lease): Promise<void> {
+  await pool.release(lease.tokenId, lease.userId, lease.pool).catch(() => {})
+}
+
+function sse (event: string, data: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
+}

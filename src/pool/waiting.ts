@@ -1,0 +1,310 @@
+import { randomUUID } from 'node:crypto'
+import { PoolError } from '../domain/errors.js'
+import type { Db } from '../store/db.js'
+import { currentSchema, EVENTS_CHANNEL } from '../store/events.js'
+import type { DbGrant } from '../store/leases.js'
+import * as waiters from '../store/waiters.js'
+
+/** Where a waiting request stands (rule 12). */
+export interface QueueState {
+  position: number
+  waiting: number
+  /** the latest it is served, barring renewals, longer cooldowns, disables or a shrink */
+  estimatedGrantAt: Date | null
+}
+
+export interface WaitOptions {
+  /** seconds to wait at most when no token is free (0, the default, refuses at once) */
+  waitSeconds?: number
+  /** the caller went away: leave the queue (and give back a lease granted meanwhile) */
+  signal?: AbortSignal
+  /** called on joining the queue and whenever the position, the count or the time changes */
+  onQueued?: (state: QueueState) => void
+}
+
+/** What the waiting room needs from the pool that owns it. */
+export interface RoomDeps {
+  db: Db
+  /** submits these users of a pool for allocation again, as waiters, exclusively; results come back through apply() */
+  retry: (pool: string, users: string[]) => void
+  /** gives back a lease granted to a waiter that has gone */
+  giveBack: (pool: string, row: DbGrant) => Promise<void>
+  /** the answer to a waiter whose time ran out */
+  timedOut: (pool: string, retryAfterMs: number | null) => PoolError
+  /** tells the other nodes the queue changed */
+  poke: () => void
+}
+
+// A queue row lives this long past its node's last heartbeat: a killed node blocks a
+// queue at most this long. Heartbeats come four times as often.
+export const ALIVE_MS = 2000
+const HEARTBEAT_MS = ALIVE_MS / 4
+// Waiters look again this often whatever happens: the bound on a lost wake-up.
+const POLL_MS = 1000
+
+interface Request {
+  resolve: (row: DbGrant) => void
+  reject: (err: unknown) => void
+  onQueued: ((state: QueueState) => void) | undefined
+  last: QueueState | undefined
+  timer: NodeJS.Timeout
+  unlink: () => void
+}
+
+/** One user's requests waiting in one pool on this node: one queue row, one place. */
+interface Waiter {
+  requests: Set<Request>
+  /** it has a row in the queue (answered 'queued' at least once) */
+  queued: boolean
+  /** for a time-out's Retry-After: ms from `at` (local clock) */
+  retryAfter: { ms: number | null, at: number }
+  /** the last attempt failed to reach the database */
+  lastError: unknown
+}
+
+interface PoolQueue {
+  waiters: Map<string, Waiter>
+  timer: NodeJS.Timeout | undefined
+}
+
+/**
+ * This node's waiting requests. The queue itself is in the database (tp_allocate decides
+ * every turn); here each waiting user is tried again whenever a token may have freed:
+ * a change on this node, a notification from another, the next deadline the database
+ * named (an expiry or a cooldown's end, exact to the database's clock), and a poll as
+ * the floor. A heartbeat keeps this node's rows alive.
+ */
+export class WaitingRoom {
+  readonly node = randomUUID()
+  private readonly pools = new Map<string, PoolQueue>()
+  private heartbeat: NodeJS.Timeout | undefined
+  private poll: NodeJS.Timeout | undefined
+  private unlisten: Promise<(() => Promise<void>) | undefined> | undefined
+  private closed = false
+
+  constructor (private readonly deps: RoomDeps) {}
+
+  /** How many wait on this node, per pool. */
+  counts (): Map<string, number> {
+    return new Map([...this.pools].map(([name, q]) => [name, q.waiters.size]))
+  }
+
+  /**
+   * Registers a request that may wait; the promise settles through apply() (a lease or
+   * a refusal), at its time-out, or when its signal aborts. The caller then submits it.
+   */
+  enter (pool: string, userId: string, waitSeconds: number, opts: WaitOptions): Promise<DbGrant> {
+    if (this.closed) return Promise.reject(shuttingDown())
+    this.start()
+    let q = this.pools.get(pool)
+    if (q === undefined) {
+      q = { waiters: new Map(), timer: undefined }
+      this.pools.set(pool, q)
+    }
+    let w = q.waiters.get(userId)
+    if (w === undefined) {
+      w = { requests: new Set(), queued: false, retryAfter: { ms: null, at: Date.now() }, lastError: undefined }
+      q.waiters.set(userId, w)
+    }
+    const waiter = w
+    return new Promise<DbGrant>((resolve, reject) => {
+      const onAbort = () => { this.drop(pool, userId, req, new Error('the caller went away')) }
+      const req: Request = {
+        resolve,
+        reject,
+        onQueued: opts.onQueued,
+        last: undefined,
+        timer: setTimeout(() => {
+          const elapsed = Date.now() - waiter.retryAfter.at
+          const err = waiter.lastError !== undefined
+            ? waiter.lastError
+            : this.deps.timedOut(pool, waiter.retryAfter.ms === null ? null : Math.max(1, waiter.retryAfter.ms - elapsed))
+          this.drop(pool, userId, req, err)
+        }, waitSeconds * 1000),
+        unlink: () => { opts.signal?.removeEventListener('abort', onAbort) },
+      }
+      waiter.requests.add(req)
+      if (opts.signal?.aborted === true) onAbort()
+      else opts.signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /**
+   * Settles this node's waiters from a batch's answers. `waiterOnly` are the users the
+   * batch asked for as waiters alone (so a lease granted to nobody left is given back).
+   * Returns whether anyone joined the queue.
+   */
+  apply (pool: string, rows: DbGrant[], waiterOnly: Set<string>, dbNow: Date): boolean {
+    const q = this.pools.get(pool)
+    let wakeAt: number | undefined
+    let joined = false
+    for (const row of rows) {
+      const w = q?.waiters.get(row.user_id)
+      if (w === undefined || w.requests.size === 0) {
+        // Nobody here waits for this answer any more: the waiter left while it was decided.
+        if (waiterOnly.has(row.user_id)) this.orphan(pool, row)
+        continue
+      }
+      w.lastError = undefined
+      switch (row.outcome) {
+        case 'requeue':
+          this.deps.retry(pool, [row.user_id])
+          break
+        case 'queued': {
+          joined ||= !w.queued
+          w.queued = true
+          w.retryAfter = { ms: row.retry_after_ms, at: Date.now() }
+          const state: QueueState = { position: row.position!, waiting: row.waiting!, estimatedGrantAt: row.estimated_grant_at }
+          for (const req of w.requests) {
+            if (req.onQueued !== undefined && !sameState(req.last, state)) {
+              req.last = state
+              req.onQueued(state)
+            }
+          }
+          if (row.wake_at !== null) {
+            // The database's deadline on this machine's clock.
+            const at = Date.now() + (row.wake_at.getTime() - dbNow.getTime())
+            wakeAt = Math.min(wakeAt ?? at, at)
+          }
+          break
+        }
+        default:
+          q!.waiters.delete(row.user_id)
+          for (const req of w.requests) this.finish(req)
+          for (const req of w.requests) req.resolve(row)
+      }
+    }
+    if (q !== undefined) this.schedule(pool, q, wakeAt)
+    this.forgetIfEmpty(pool)
+    return joined
+  }
+
+  /** A batch failed: waiters not yet in the queue get the error; the others keep waiting and try again. */
+  failed (pool: string, users: string[], err: unknown): void {
+    const q = this.pools.get(pool)
+    if (q === undefined) return
+    for (const userId of users) {
+      const w = q.waiters.get(userId)
+      if (w === undefined) continue
+      if (w.queued) {
+        w.lastError = err
+        continue
+      }
+      q.waiters.delete(userId)
+      for (const req of w.requests) {
+        this.finish(req)
+        req.reject(err)
+      }
+    }
+    this.forgetIfEmpty(pool)
+  }
+
+  /** Something changed in `pool` (or anywhere, without it): waiters there try again. */
+  wake (pool?: string): void {
+    if (pool !== undefined) {
+      if (this.pools.has(pool)) this.tryAgain(pool)
+      return
+    }
+    for (const name of this.pools.keys()) this.tryAgain(name)
+  }
+
+  /** Answers every waiter with 503 and leaves every queue: the node is stopping. */
+  async close (): Promise<void> {
+    this.closed = true
+    const err = shuttingDown()
+    for (const [pool, q] of this.pools) {
+      clearTimeout(q.timer)
+      for (const w of q.waiters.values()) {
+        for (const req of w.requests) {
+          this.finish(req)
+          req.reject(err)
+        }
+      }
+      this.pools.delete(pool)
+    }
+    this.stop()
+    await waiters.leaveAll(this.deps.db, this.node).catch(() => {})
+    const unlisten = await this.unlisten?.catch(() => undefined)
+    await unlisten?.().catch(() => {})
+  }
+
+  private drop (pool: string, userId: string, req: Request, err: unknown): void {
+    const q = this.pools.get(pool)
+    const w = q?.waiters.get(userId)
+    if (w === undefined || !w.requests.has(req)) return
+    this.finish(req)
+    w.requests.delete(req)
+    req.reject(err)
+    if (w.requests.size === 0) {
+      q!.waiters.delete(userId)
+      if (w.queued) this.leave(pool, userId)
+      this.forgetIfEmpty(pool)
+    }
+  }
+
+  private finish (req: Request): void {
+    clearTimeout(req.timer)
+    req.unlink()
+  }
+
+  /** An answer for a waiter that left meanwhile: a lease goes back, a queue row goes. */
+  private orphan (pool: string, row: DbGrant): void {
+    if (row.outcome === 'new') this.deps.giveBack(pool, row).catch(() => {})
+    else if (row.outcome === 'queued') this.leave(pool, row.user_id)
+  }
+
+  private leave (pool: string, userId: string): void {
+    waiters.leave(this.deps.db, pool, userId, this.node).then(() => { this.deps.poke() }, () => {})
+  }
+
+  private tryAgain (pool: string): void {
+    const q = this.pools.get(pool)
+    if (q === undefined) return
+    const users = [...q.waiters.keys()]
+    if (users.length > 0) this.deps.retry(pool, users)
+  }
+
+  private schedule (pool: string, q: PoolQueue, at: number | undefined): void {
+    clearTimeout(q.timer)
+    q.timer = undefined
+    if (at === undefined || q.waiters.size === 0) return
+    q.timer = setTimeout(() => { this.tryAgain(pool) }, Math.max(0, at - Date.now()))
+  }
+
+  private forgetIfEmpty (pool: string): void {
+    const q = this.pools.get(pool)
+    if (q !== undefined && q.waiters.size === 0) {
+      clearTimeout(q.timer)
+      this.pools.delete(pool)
+    }
+    if (this.pools.size === 0) this.stop()
+  }
+
+  private start (): void {
+    this.heartbeat ??= setInterval(() => {
+      waiters.heartbeat(this.deps.db, this.node, ALIVE_MS).catch(() => {})
+    }, HEARTBEAT_MS)
+    this.poll ??= setInterval(() => { this.wake() }, POLL_MS)
+    // Every node's commits are announced on the event channel: any of them may free a token.
+    this.unlisten ??= (async () => {
+      const schema = await currentSchema(this.deps.db)
+      return await this.deps.db.listen(EVENTS_CHANNEL, (payload) => { if (payload === schema) this.wake() }, () => { this.wake() })
+    })().catch(() => undefined)
+  }
+
+  private stop (): void {
+    clearInterval(this.heartbeat)
+    clearInterval(this.poll)
+    this.heartbeat = undefined
+    this.poll = undefined
+  }
+}
+
+function sameState (a: QueueState | undefined, b: QueueState): boolean {
+  return a !== undefined && a.position === b.position && a.waiting === b.waiting &&
+    a.estimatedGrantAt?.getTime() === b.estimatedGrantAt?.getTime()
+}
+
+function shuttingDown (): PoolError {
+  return new PoolError('unavailable', 'This node is shutting down; nothing was changed. Try again (another node, or this one once it is back).', { retryAfterSeconds: 1 })
+}
