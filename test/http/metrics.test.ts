@@ -50,6 +50,33 @@ describeEachBackend('GET /metrics', (backend) => {
     assert.ok(first.lease_id >= 1)
   })
 
+  test('times waits in the queue by outcome, and the waiting gauge counts the queue', async (t) => {
+    const { app, pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject' })
+    const a = randomUUID()
+    const b = randomUUID()
+    const held = await pool.allocate(a)
+    let queued!: () => void
+    const inQueue = new Promise<void>((resolve) => { queued = resolve })
+    const waiter = pool.allocate(b, 'default', { waitSeconds: 5, onQueued: () => { queued() } })
+    await inQueue
+
+    const during = await scrape(app)
+    assert.equal(during.get('token_pool_waiting_requests{pool="default"}'), 1)
+    assert.equal(during.get('token_pool_wait_duration_seconds_count{pool="default",outcome="allocated"}') ?? 0, 0)
+
+    await pool.release(held.tokenId, a)
+    const lease = await waiter
+    assert.equal(lease.userId, b)
+
+    const m = await scrape(app)
+    assert.equal(m.get('token_pool_waiting_requests{pool="default"}'), 0)
+    assert.equal(m.get('token_pool_wait_duration_seconds_count{pool="default",outcome="allocated"}'), 1)
+    assert.equal(m.get('token_pool_wait_duration_seconds_bucket{le="+Inf",pool="default",outcome="allocated"}'), 1)
+    const seconds = m.get('token_pool_wait_duration_seconds_sum{pool="default",outcome="allocated"}')!
+    assert.ok(seconds > 0 && seconds < 5, String(seconds))
+    assert.equal(m.get('token_pool_wait_duration_seconds_count{pool="default",outcome="timed_out"}') ?? 0, 0)
+  })
+
   test('reads the pool state from the database at scrape time, so a restarted process reports it right', async (t) => {
     const { app, db } = await build(t, backend, { poolSize: 3, usageWindowHours: 24 })
     await allocate(app)
@@ -110,6 +137,7 @@ test('includes the default process metrics, and each app has its own registry', 
   await allocate(app)
   // The first app counts its pool's allocations, both of them; the closed one stopped listening.
   assert.equal(pool.listenerCount('change') >= 1, true)
+  assert.equal(pool.listenerCount('waited'), 1)
   const m = await scrape(app)
   assert.equal(m.get('token_pool_allocations_total{pool="default"}'), 2)
   for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {

@@ -1,10 +1,13 @@
 import type { FastifyInstance, RouteHandlerMethod } from 'fastify'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { PoolEvent, TokenPool } from '../../pool/pool.js'
+import type { PoolEvent, TokenPool, WaitEnded } from '../../pool/pool.js'
 
 // From a cached round trip (~1 ms) to a slow database under load.
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+// Time spent waiting in a pool's queue (rule 12): from a token freed a moment later to a
+// wait of max_wait_seconds (at most 300 s).
+const WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
 
 const ALLOCATE_ROUTES = new Set(['/api/tokens/allocate', '/api/tokens/activate', '/api/pools/:pool/tokens/allocate', '/api/pools/:pool/tokens/activate'])
 
@@ -39,7 +42,7 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
   const tokensByState = gauge('tokens', 'Tokens by state (active, available, cooling, disabled), from the database.', ['state'])
   const active = gauge('tokens_active', 'Tokens leased now, from the database.')
   const available = gauge('tokens_available', 'Tokens free now, from the database.')
-  const waiting = gauge('waiting_requests', 'Allocations waiting for a token (waiting is not built yet: 0).')
+  const waiting = gauge('waiting_requests', 'Users waiting in the pool\'s queue for a token now (rule 12), on every node, from the database.')
   const windowStart = gauge('window_start_time_seconds', 'Start of the current usage window, Unix time.')
   const windowReset = gauge('window_reset_time_seconds', 'When usage counts next go back to 0, Unix time.')
   const windowAllocations = gauge('window_allocations', 'Allocations in the current usage window, from the database.')
@@ -57,6 +60,13 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
     help: 'HTTP requests by method, route template and status code.',
     labelNames: ['method', 'route', 'status_code'],
     buckets: LATENCY_BUCKETS,
+    registers,
+  })
+  const waitSeconds = new Histogram({
+    name: 'token_pool_wait_duration_seconds',
+    help: 'Time a queued allocation on this process waited for its answer, by outcome: allocated, timed_out (409), gone (the client left) or failed.',
+    labelNames: ['pool', 'outcome'],
+    buckets: WAIT_BUCKETS,
     registers,
   })
 
@@ -88,7 +98,12 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
     }
   }
   pool.on('change', onChange)
-  app.addHook('onClose', async () => { pool.off('change', onChange) })
+  const onWaited = (event: WaitEnded) => { waitSeconds.observe({ pool: event.pool, outcome: event.outcome }, event.seconds) }
+  pool.on('waited', onWaited)
+  app.addHook('onClose', async () => {
+    pool.off('change', onChange)
+    pool.off('waited', onWaited)
+  })
 
   app.addHook('onRoute', (route) => {
     if (!ALLOCATE_ROUTES.has(route.url) || route.method !== 'POST') return
