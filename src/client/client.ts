@@ -1,6 +1,6 @@
-import type { ErrorCode } from '../domain/errors.js'
+import { ERROR_CODES, type ErrorCode } from '../domain/errors.js'
 import { TokenPoolError, TokenPoolUnreachableError } from './errors.js'
-import { parseSse } from './sse.js'
+import { parseSse, type SseMessage } from './sse.js'
 import type {
   ClearedJson, CooldownResult, CreatePool, DeletedPool, DisableResult, EnableResult, EndedLease, ExportFormat, ExportRow, Lease,
   Pool, PoolChanges, PoolEvent, PoolEventType, PoolMeta, Stats, TokenDetail, TokenStatus, TokenSummary, Usage,
@@ -62,6 +62,36 @@ export interface CooldownOptions {
   seconds: number
   /** also give the holder a new lease on another token (needs userId) */
   reallocate?: boolean
+  /**
+   * With reallocate: seconds the new lease may wait in the pool's queue when no token is free
+   * (0 to the pool's max_wait_seconds); the call answers when it is served or its time is up
+   */
+  wait?: number
+}
+
+/** A waiting allocation's place in the pool's queue (rule 12), as a `queued` event tells it. */
+export interface QueueState {
+  /** 1 is served next */
+  position: number
+  /** how many wait in the pool, this request included */
+  waiting: number
+  /**
+   * the latest this request is served, barring renewals, longer cooldowns, disables or a
+   * shrink; null when fewer tokens will free up than are needed to reach it
+   */
+  estimatedGrantAt: Date | null
+}
+
+export interface AllocateOptions extends CallOptions {
+  /**
+   * Seconds to wait in the pool's queue (first come, first served) when no token is free:
+   * 0 (the default) refuses at once; at most the pool's max_wait_seconds (else
+   * TokenPoolError validation_failed). A wait that runs out throws pool_exhausted. The
+   * request's timeout is this plus the client's timeoutMs. Abort options.signal to leave the queue.
+   */
+  wait?: number
+  /** while waiting: on entering the queue, and whenever the position, the count or the estimate changes */
+  onQueued?: (state: QueueState) => void
 }
 
 export interface ExportQuery {
@@ -116,10 +146,62 @@ export class Transport {
     return this.adminToken === undefined ? {} : { authorization: `Bearer ${this.adminToken}` }
   }
 
-  /** The answer's JSON body; the timeout covers the whole answer. */
-  async call<T> (method: string, path: string, body: unknown, options: CallOptions = {}): Promise<T> {
-    const timeout = AbortSignal.timeout(this.timeoutMs)
+  /** The answer's JSON body; the timeout (timeoutMs, plus extraMs) covers the whole answer. */
+  async call<T> (method: string, path: string, body: unknown, options: CallOptions = {}, extraMs = 0): Promise<T> {
+    const timeout = AbortSignal.timeout(this.timeoutMs + extraMs)
     const res = await this.send(method, path, body, options, timeout, 'application/json')
+    return await this.json<T>(res, options, timeout)
+  }
+
+  /**
+   * An allocation that may wait in the pool's queue (rule 12): the service answers plain JSON
+   * when it doesn't queue, or, once queued, a text/event-stream of `queued` events and then one
+   * `allocated` (the lease) or `error` (thrown as the TokenPoolError a plain answer would give).
+   * The timeout covers the wait, plus timeoutMs.
+   */
+  async waitFor<T> (path: string, body: unknown, waitSeconds: number, onQueued: ((state: QueueState) => void) | undefined, options: CallOptions = {}): Promise<T> {
+    const timeout = AbortSignal.timeout(this.timeoutMs + waitSeconds * 1000)
+    const res = await this.send('POST', path, body, options, timeout, 'text/event-stream, application/json')
+    const requestId = res.headers.get('x-request-id') ?? undefined
+    if (!(res.headers.get('content-type') ?? '').startsWith('text/event-stream') || res.body === null) {
+      return await this.json<T>(res, options, timeout)
+    }
+    const unexpected = (message: string) => new TokenPoolError({ code: 'unexpected_response', status: res.status, message, requestId })
+    const messages = parseSse(res.body)
+    try {
+      for (;;) {
+        let next: IteratorResult<SseMessage>
+        try {
+          next = await messages.next()
+        } catch (err) {
+          if (options.signal?.aborted === true) throw options.signal.reason
+          throw new TokenPoolUnreachableError(this.url, timeout.aborted ? timeout.reason : err)
+        }
+        if (next.done === true) throw new TokenPoolUnreachableError(this.url, new Error('the stream ended before its answer'))
+        const { event, data: text } = next.value
+        if (event !== 'queued' && event !== 'allocated' && event !== 'error') continue
+        let data: unknown
+        try {
+          data = JSON.parse(text)
+        } catch (err) {
+          throw unexpected(`a ${event} event is not JSON: ${(err as Error).message}`)
+        }
+        if (event === 'queued') {
+          const q = data as { position: number, waiting: number, estimated_grant_at: string | null }
+          onQueued?.({ position: q.position, waiting: q.waiting, estimatedGrantAt: q.estimated_grant_at === null ? null : new Date(q.estimated_grant_at) })
+        } else if (event === 'allocated') {
+          return { data } as T
+        } else {
+          throw streamedError(data, requestId) ?? unexpected(`an error event without an error: ${text.slice(0, 200)}`)
+        }
+      }
+    } finally {
+      // Leaving early (onQueued threw, or the signal) closes the connection: the service takes the request out of its queue.
+      await messages.return(undefined)
+    }
+  }
+
+  private async json<T> (res: Response, options: CallOptions, timeout: AbortSignal): Promise<T> {
     try {
       return await res.json() as T
     } catch (err) {
@@ -173,9 +255,17 @@ export abstract class TokenPoolScope {
   /** the service's base URL */
   get url (): string { return this.http.url }
 
-  /** Leases the least-used free token, or returns the lease the user already holds in this pool (unchanged). */
-  async allocate (userId: string, options?: CallOptions): Promise<Lease> {
-    return (await this.http.call<{ data: Lease }>('POST', `${this.prefix}/tokens/allocate`, { user_id: userId }, options)).data
+  /**
+   * Leases the least-used free token, or returns the lease the user already holds in this pool (unchanged).
+   * With options.wait, a request that finds no token free waits in the pool's queue up to that
+   * many seconds (options.onQueued hears its place); TokenPoolError pool_exhausted when the time is up.
+   */
+  async allocate (userId: string, options: AllocateOptions = {}): Promise<Lease> {
+    const { wait, onQueued, ...call } = options
+    const path = `${this.prefix}/tokens/allocate`
+    if (wait === undefined) return (await this.http.call<{ data: Lease }>('POST', path, { user_id: userId }, call)).data
+    // A wait that isn't a number goes to the service as it is: its 422 names the field.
+    return (await this.http.waitFor<{ data: Lease }>(path, { user_id: userId, wait_seconds: wait }, waitMs(wait) / 1000, onQueued, call)).data
   }
 
   /** Gives a token back before its lease ends; TokenPoolError not_holder when the user does not hold it now. */
@@ -195,15 +285,18 @@ export abstract class TokenPoolScope {
   /**
    * Takes a token out of use for `seconds`: by its holder (userId; the lease ends, and with
    * reallocate the holder gets a new lease on another token, or lease_error says why not), or
-   * by an admin (no userId).
+   * by an admin (no userId). With reallocate and wait, the new lease may wait in the pool's
+   * queue up to wait seconds (the answer is still one JSON answer, when served or timed out).
    */
   async cooldown (tokenId: string, cooldown: CooldownOptions, options?: CallOptions): Promise<CooldownResult> {
     const body = {
       ...(cooldown.userId === undefined ? {} : { user_id: cooldown.userId }),
       seconds: cooldown.seconds,
       ...(cooldown.reallocate === undefined ? {} : { reallocate: cooldown.reallocate }),
+      ...(cooldown.wait === undefined ? {} : { wait_seconds: cooldown.wait }),
     }
-    return (await this.http.call<{ data: CooldownResult }>('POST', `${this.token(tokenId)}/cooldown`, body, options)).data
+    const extraMs = cooldown.wait === undefined ? 0 : waitMs(cooldown.wait)
+    return (await this.http.call<{ data: CooldownResult }>('POST', `${this.token(tokenId)}/cooldown`, body, options, extraMs)).data
   }
 
   /** Takes a token out of use until enabled, ending its lease if any (admin). */
@@ -565,6 +658,21 @@ function parseRow (line: string): ExportRow {
   } catch (err) {
     throw new TokenPoolError({ code: 'unexpected_response', status: 200, message: `an export row is not JSON: ${(err as Error).message}` })
   }
+}
+
+/** How much longer than usual an answer may take when it may wait this many seconds (0 for a wait the service will refuse). */
+const waitMs = (wait: unknown) => (typeof wait === 'number' && Number.isFinite(wait) && wait > 0 ? wait * 1000 : 0)
+
+/** The TokenPoolError of a streamed `error` event (`{"error": {code, message, details}}`), as the plain answer would have thrown it. */
+function streamedError (data: unknown, requestId: string | undefined): TokenPoolError | undefined {
+  const error = (data as { error?: { code?: unknown, message?: unknown, details?: unknown } } | null)?.error
+  if (typeof error?.code !== 'string' || typeof error.message !== 'string') return undefined
+  const code = error.code as ErrorCode
+  const status: number = Object.hasOwn(ERROR_CODES, code) ? ERROR_CODES[code] : 500
+  // The stream has no Retry-After header; pool_exhausted carries it in details.
+  const retryAfter = (error.details as { retry_after_seconds?: unknown } | null | undefined)?.retry_after_seconds
+  const retryAfterSeconds = typeof retryAfter === 'number' && Number.isFinite(retryAfter) ? retryAfter : undefined
+  return new TokenPoolError({ code, status, message: error.message, details: error.details, requestId, retryAfterSeconds })
 }
 
 async function toError (res: Response): Promise<TokenPoolError> {

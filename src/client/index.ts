@@ -4,8 +4,8 @@
  */
 export {
   PoolHandle, TokenPoolClient, TokenPoolScope,
-  type CallOptions, type ClientOptions, type CooldownOptions, type EventsOptions, type ExportQuery, type KeepAlive,
-  type KeepAliveOptions, type ListPageOptions, type StatsOptions, type TokenPage,
+  type AllocateOptions, type CallOptions, type ClientOptions, type CooldownOptions, type EventsOptions, type ExportQuery, type KeepAlive,
+  type KeepAliveOptions, type ListPageOptions, type QueueState, type StatsOptions, type TokenPage,
 } from './client.js'
 export { TokenPoolError, TokenPoolUnreachableError } from './errors.js'
 export type * from './types.js'
