@@ -19,7 +19,7 @@ const SETTINGS_HELP = `Settings (see docs/api.md#settings for what each allows):
   --lease-max-seconds S         no lease lasts longer than this from its start
   --usage-window-hours H        usage counts go back to 0 at the end of each window
   --on-exhausted POLICY         evict_oldest or reject
-  --max-wait-seconds S          stored, reserved for waiting (not built yet)
+  --max-wait-seconds S          the longest wait_seconds an allocation may ask for (0-300; 0: no waiting)
   --cooldown-max-seconds S      the longest cooldown
   --user-quota N|none           new leases one user may take per window; none: no limit`
 

@@ -10,7 +10,7 @@ export const pools = {
     usage: 'pools',
     summary,
     details: 'TTL and MAX are lease_ttl_seconds and lease_max_seconds; WINDOW is usage_window_hours.\n' +
-      'The waiting count is always 0 in this release (waiting is not built yet).',
+      'How many wait in each pool\'s queue (rule 12) shows in --json as waiting, and in `token-pool pool NAME`.',
     run: async ({ client }) => {
       const all = await client.pools()
       const rows = all.map((p) => [

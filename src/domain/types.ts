@@ -59,7 +59,7 @@ export interface PoolCounts {
   available: number
   cooling: number
   disabled: number
-  /** requests waiting for a token; waiting is not built yet, so always 0 */
+  /** users waiting in the pool's queue for a token now (rule 12), on every node */
   waiting: number
 }
 

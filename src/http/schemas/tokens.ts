@@ -56,7 +56,7 @@ export const PoolCounts = {
   available: Type.Integer({ description: 'free to lease now' }),
   cooling: Type.Integer({ description: 'in a cooldown' }),
   disabled: Type.Integer({ description: 'disabled by an admin' }),
-  waiting: Type.Integer({ description: 'requests waiting for a token (waiting is not built yet: 0)' }),
+  waiting: Type.Integer({ description: 'users waiting in the pool\'s queue for a token now (rule 12), on every node; a user waiting with several requests counts once' }),
 }
 
 export const ListMeta = Type.Object({
