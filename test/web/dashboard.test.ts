@@ -233,6 +233,32 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     await statusOf(page, other.token_id, 'active')
   })
 
+  test('the queue: the waiting count and when the next token frees, kept up to date', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
+    const { page, post, base } = await open(t, backend, { poolSize: 1, onExhausted: 'reject' })
+    await page.locator('#live[data-state="live"]').waitFor(SEEN)
+    await text('c-waiting', '0')(page)
+    await text('c-next', 'free now')(page)
+    const a = randomUUID()
+    const held = (await post('/api/tokens/allocate', { user_id: a })).body.data
+    await statusOf(page, held.token_id, 'active')
+    // The only token is leased: the next one frees when its lease ends, within its 2-minute TTL.
+    await page.waitForFunction(() => /^[12]:\d\d$/.test(document.getElementById('c-next')?.textContent ?? ''), undefined, SEEN)
+    assert.equal(await page.locator('#c-next').getAttribute('data-at'), held.expires_at)
+
+    // Another user waits for it (joining the queue sends no event: the page reads the count).
+    const b = randomUUID()
+    const waiter = fetch(`${base}/api/tokens/allocate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_id: b, wait_seconds: 30 }) })
+    await text('c-waiting', '1')(page)
+    assert.equal(await page.locator('#c-waiting').getAttribute('data-waiting'), 'yes')
+
+    // Released: the waiter is served at once, and the page shows the lease and an empty queue.
+    await post(`/api/tokens/${held.token_id}/release`, { user_id: a })
+    const served = await (await waiter).json() as { data: { user_id: string, token_id: string } }
+    assert.equal(served.data.user_id, b)
+    await text('c-waiting', '0')(page)
+    await page.waitForFunction((u) => (document.querySelector('.cell[data-status=active]')?.getAttribute('aria-label') ?? '').includes(u), b, SEEN)
+  })
+
   test('history is paged: "Load older usages" fetches the next page by cursor', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
     const { page, post } = await open(t, backend, { poolSize: 1 })
     let tokenId = ''

@@ -31,7 +31,7 @@ const ended = (tokenId: string, user: string | null, start: number, reason = 're
   ({ pool: 'default', token_id: tokenId, lease_id: leaseId, user_id: user, started_at: iso(start), released_at: iso(start + 5000), release_reason: reason })
 const health = (id: string, status: string, extra: object = {}) => ({ ...free(id), status, ...extra })
 
-function pool (tokens = [free(A), free(B)]) {
+function pool (tokens: object[] = [free(A), free(B)]) {
   const m = new PoolModel()
   m.load(tokens, meta)
   m.loadStats({ allocations_in_window: 0, window_started_at: meta.window_started_at, window_resets_at: meta.window_resets_at })
@@ -130,6 +130,22 @@ describe('dashboard model (web/js/model.js)', () => {
     m.applyAllocated(allocated(C, U2, T0 + 50_000))
     assert.equal(m.applyToken(health(C, 'available')), null)
     assert.equal(m.byId.get(C).status, 'active')
+  })
+
+  test('the queue: waiting as the server counts it, and the next token due to free (earliest lease end or cooldown end)', () => {
+    const m = pool([held(A, U1, T0, 1), free(B), free(C)])
+    assert.equal(m.waiting, 0)
+    m.load([held(A, U1, T0, 1), free(B), free(C)], { ...meta, waiting: 2 })
+    assert.equal(m.waiting, 2)
+    m.loadStats({ allocations_in_window: 1, window_started_at: meta.window_started_at, window_resets_at: meta.window_resets_at, waiting: 3 })
+    assert.equal(m.waiting, 3)
+    // A's lease ends at T0 + 120 s; C cools until T0 + 60 s: C is first; B (disabled) never counts.
+    m.applyToken(health(C, 'cooling', { cooling_until: iso(T0 + 60_000) }))
+    m.applyToken(health(B, 'disabled', { disabled_reason: 'revoked' }))
+    assert.equal(m.nextFree(T0), T0 + 60_000)
+    // Once C's cooldown is behind the clock, the lease end is next; after both, nothing is due.
+    assert.equal(m.nextFree(T0 + 60_000), T0 + 120_000)
+    assert.equal(m.nextFree(T0 + 120_000), null)
   })
 
   test('the least used are marked only while they are not most of the pool', () => {

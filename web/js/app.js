@@ -17,6 +17,9 @@ const RESYNC_LIVE_MS = 30_000
 const RESYNC_LIVE_BIG_MS = 300_000
 const BIG_POOL = 10_000
 const RESYNC_OFFLINE_MS = 5_000
+// Joining the queue sends no event: the pool's waiting count is read this often (one small row).
+const WAITING_MS = 2_000
+const WAITING_BIG_MS = 10_000
 const HISTORY_PAGE = 20
 const EVENT_TYPES = ['allocated', 'renewed', 'released', 'cleared', 'cooling', 'disabled', 'enabled', 'pool_changed', 'reset']
 
@@ -77,6 +80,7 @@ function render () {
   $('c-cooling').textContent = String(s.cooling)
   $('c-disabled').textContent = String(s.disabled)
   $('c-allocations').textContent = String(model.allocationsInWindow)
+  renderQueue(s)
   $('least-note').textContent = s.total === 0
     ? ''
     : s.markLeast
@@ -90,6 +94,28 @@ function render () {
     lastChart = performance.now()
   } else if (chartDirty) setTimeout(() => invalidate(), 260)
   renderDetails(s)
+}
+
+/** The queue (rule 12): how many wait, and when the next token is due to free. */
+function renderQueue (s) {
+  const w = $('c-waiting')
+  w.textContent = String(model.waiting)
+  w.dataset.waiting = model.waiting > 0 ? 'yes' : 'no'
+  const n = $('c-next')
+  const at = model.nextFree(now())
+  if (s.available > 0 && model.waiting === 0) {
+    n.textContent = 'free now'
+    n.removeAttribute('data-at')
+  } else if (at === null) {
+    n.textContent = '–'
+    n.removeAttribute('data-at')
+  } else {
+    n.textContent = clock((at - now()) / 1000)
+    n.dataset.at = new Date(at).toISOString()
+  }
+  n.title = at === null
+    ? 'No lease or cooldown is due to end'
+    : `The earliest lease end or cooldown end, ${fullDate(at)}: the first in the queue is served by then (barring a renewal, a longer cooldown, a disable or a shrink)`
 }
 
 function renderReset () {
@@ -291,6 +317,10 @@ function poolChanged (p) {
   if (i >= 0) pools[i] = p
   else pools.push(p)
   renderPools()
+  if (p.name === current && typeof p.waiting === 'number' && p.waiting !== model.waiting) {
+    model.waiting = p.waiting
+    invalidate(false)
+  }
   // Grown or shrunk: the token set changed.
   if (p.name === current && p.total !== model.tokens.length) resync()
 }
@@ -385,6 +415,30 @@ function connect () {
   for (const type of EVENT_TYPES) es.addEventListener(type, (e) => { onEvent(type, e, gen) })
 }
 
+let lastWaiting = 0
+let readingWaiting = false
+/** Reads the pool shown (GET /api/pools/:pool): its waiting count, and its settings and counts for the switcher. */
+async function refreshWaiting () {
+  if (readingWaiting) return
+  readingWaiting = true
+  lastWaiting = Date.now()
+  const gen = generation
+  try {
+    const { data } = await api(poolPath())
+    if (gen !== generation) return
+    const i = pools.findIndex((x) => x.name === data.name)
+    if (i >= 0) pools[i] = data
+    if (data.waiting !== model.waiting) {
+      model.waiting = data.waiting
+      invalidate(false)
+    }
+  } catch {
+    // The re-sync reports an unreachable service; the count stays as last read.
+  } finally {
+    readingWaiting = false
+  }
+}
+
 let lastSync = 0
 function tick () {
   // Leases end at their own expires_at, and cooldowns at cooling_until, with or without an event.
@@ -400,6 +454,8 @@ function tick () {
     lastSync = Date.now()
     resync()
   }
+  const waitingEvery = model.tokens.length > BIG_POOL ? WAITING_BIG_MS : WAITING_MS
+  if (Date.now() - lastWaiting >= waitingEvery && !syncing && !document.hidden) refreshWaiting()
   if (expired.length > 0) invalidate()
   else invalidate(false)
 }

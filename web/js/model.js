@@ -36,6 +36,8 @@ export class PoolModel {
     this.windowStartedAt = 0
     this.windowResetsAt = 0
     this.allocationsInWindow = 0
+    /** users waiting in the pool's queue (rule 12), as the server last said */
+    this.waiting = 0
     /** bumped when the set or order of tokens changes (the grid must be rebuilt) */
     this.layoutVersion = 0
     /** bumped by every change of any token (a filtered view must be recomputed) */
@@ -69,6 +71,7 @@ export class PoolModel {
       }
     })
     this.byId = new Map(this.tokens.map((t) => [t.id, t]))
+    if (typeof meta?.waiting === 'number') this.waiting = meta.waiting
     if (meta?.window_started_at) {
       this.windowStartedAt = Date.parse(meta.window_started_at)
       this.windowResetsAt = Date.parse(meta.window_resets_at)
@@ -82,6 +85,7 @@ export class PoolModel {
   /** GET /api/pools/:pool/stats data: only what the token list does not carry. */
   loadStats (stats) {
     this.allocationsInWindow = stats.allocations_in_window
+    if (typeof stats.waiting === 'number') this.waiting = stats.waiting
     this.windowStartedAt = Date.parse(stats.window_started_at)
     this.windowResetsAt = Date.parse(stats.window_resets_at)
   }
@@ -224,6 +228,21 @@ export class PoolModel {
     const total = this.tokens.length
     if (total === 0) min = max = 0
     return { total, active, available: total - active - cooling - disabled, cooling, disabled, min, max, leastCount: atMin, markLeast: total > 0 && atMin * 2 <= total }
+  }
+
+  /**
+   * When a token of the pool is next due to free, ms since the epoch: the earliest
+   * expires_at of the active leases and cooling_until of the cooling tokens still ahead of
+   * `now`, or null when there is none (every token free or disabled). The first in the
+   * queue is served by then, barring a renewal, a longer cooldown, a disable or a shrink.
+   */
+  nextFree (now) {
+    let next = null
+    for (const t of this.tokens) {
+      const at = t.status === 'active' ? t.expiresAt : t.status === 'cooling' ? t.coolingUntil : null
+      if (at !== null && at > now && (next === null || at < next)) next = at
+    }
+    return next
   }
 
   /** How many tokens have each usage count: [count, tokens] pairs, ascending. */
