@@ -163,12 +163,13 @@ BEGIN
     END LOOP;
     v_left := v_new[v_granted + 1:];
   ELSIF cardinality(v_new) > 0 THEN
-    -- In turn: waiters by place, then newcomers; with k tokens free the first k get them.
+    -- In turn: waiters by place, then newcomers in the order they came; with k tokens
+    -- free the first k get them.
     SELECT array_agg(o.x ORDER BY o.r), array_agg(o.r ORDER BY o.r) INTO v_order, v_ranks FROM (
       SELECT n.x, coalesce(array_position(v_queue, n.x)::bigint,
                            cardinality(v_queue) + count(*) FILTER (WHERE array_position(v_queue, n.x) IS NULL)
-                                                  OVER (ORDER BY n.i)) AS r
-        FROM unnest(v_new) WITH ORDINALITY n(x, i)) o;
+                                                  OVER (ORDER BY a.i)) AS r
+        FROM unnest(v_new) n(x) CROSS JOIN LATERAL (SELECT array_position(p_users, n.x) AS i) a) o;
     SELECT * INTO v_tokens, v_prior FROM tp_pick(p_pool, v_window, v_now, v_ranks[cardinality(v_ranks)]::int);
     v_free := cardinality(v_tokens);
     SELECT count(*)::int INTO v_granted FROM unnest(v_ranks) r WHERE r <= v_free;
@@ -186,7 +187,7 @@ BEGIN
     SELECT x, CASE WHEN x = ANY (p_queue) THEN 'requeue' ELSE 'exhausted' END, NULL::bigint, NULL::uuid,
            NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::uuid, tp_retry_after_ms(p_pool, v_now),
            NULL::int, NULL::int, NULL::timestamptz, NULL::timestamptz
-      FROM unnest(v_left) x;
+      FROM unnest(v_left) x ORDER BY array_position(p_users, x);
     RETURN;
   END IF;
 
@@ -194,8 +195,8 @@ BEGIN
   -- user already waiting on any node keeps its place).
   DELETE FROM waiters w WHERE w.pool = p_pool AND w.node = p_node AND w.user_id = ANY (v_users)
      AND w.user_id <> ALL (v_left);
-  SELECT coalesce(array_agg(x ORDER BY i), '{}') INTO v_join
-    FROM unnest(v_left) WITH ORDINALITY l(x, i) WHERE x = ANY (p_queue);
+  SELECT coalesce(array_agg(x ORDER BY array_position(p_users, x)), '{}') INTO v_join
+    FROM unnest(v_left) x WHERE x = ANY (p_queue);
   INSERT INTO waiters (pool, user_id, place, node, alive_until)
   SELECT p_pool, j.x,
          coalesce((SELECT min(w.place) FROM waiters w WHERE w.pool = p_pool AND w.user_id = j.x), nextval('waiter_places')),

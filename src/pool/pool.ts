@@ -250,11 +250,15 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     return b
   }
 
-  private async allocateBatch (pool: string, asks: Array<{ key: string, item: Ask }>, exclusive: boolean): Promise<Map<string, leases.DbGrant>> {
+  private async allocateBatch (pool: string, all: Array<{ key: string, item: Ask }>, exclusive: boolean): Promise<Map<string, leases.DbGrant>> {
+    // A waiter that left since it was submitted is not asked for: it would join again.
+    const asks = all.filter((a) => !a.item.queue || this.waiting.has(pool, a.key))
+    if (asks.length === 0) return new Map()
     const users = [...new Set(asks.map((a) => a.key))]
     const queue = [...new Set(asks.filter((a) => a.item.queue).map((a) => a.key))]
     const plain = new Set(asks.filter((a) => !a.item.queue).map((a) => a.key))
-    const rows = await withRetry(async () => await leases.allocateMany(this.db, pool, { users, queue, node: this.waiting.node, exclusive, aliveMs: ALIVE_MS }))
+    const rows = await this.waiting.asking(pool, queue, async () =>
+      await withRetry(async () => await leases.allocateMany(this.db, pool, { users, queue, node: this.waiting.node, exclusive, aliveMs: ALIVE_MS })))
     // One event per lease granted, however many requests asked for it.
     for (const r of rows) {
       if (r.outcome === 'new') {
@@ -275,7 +279,8 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
         })
       }
     }
-    const joined = rows.length > 0 && this.waiting.apply(pool, rows, new Set(queue.filter((u) => !plain.has(u))), rows[0]!.now)
+    const joined = rows.length > 0 &&
+      this.waiting.apply(pool, rows, { waiters: new Set(queue), waiterOnly: new Set(queue.filter((u) => !plain.has(u))) }, rows[0]!.now)
     // New leases (or ends of ones that ran out) and new waiters are news for the other nodes.
     if (joined || rows.some((r) => r.outcome === 'new')) this.hint.poke()
     return new Map(rows.map((r) => [r.user_id, r]))

@@ -77,6 +77,8 @@ interface PoolQueue {
 export class WaitingRoom {
   readonly node = randomUUID()
   private readonly pools = new Map<string, PoolQueue>()
+  /** per pool and user: batches asking for it as a waiter that the database has not answered yet */
+  private readonly sending = new Map<string, number>()
   private heartbeat: NodeJS.Timeout | undefined
   private poll: NodeJS.Timeout | undefined
   private unlisten: Promise<(() => Promise<void>) | undefined> | undefined
@@ -84,9 +86,9 @@ export class WaitingRoom {
 
   constructor (private readonly deps: RoomDeps) {}
 
-  /** How many wait on this node, per pool. */
-  counts (): Map<string, number> {
-    return new Map([...this.pools].map(([name, q]) => [name, q.waiters.size]))
+  /** Whether this user still waits in this pool on this node. */
+  has (pool: string, userId: string): boolean {
+    return (this.pools.get(pool)?.waiters.get(userId)?.requests.size ?? 0) > 0
   }
 
   /**
@@ -130,25 +132,31 @@ export class WaitingRoom {
   }
 
   /**
-   * Settles this node's waiters from a batch's answers. `waiterOnly` are the users the
-   * batch asked for as waiters alone (so a lease granted to nobody left is given back).
+   * Settles this node's waiters from a batch's answers. `asked.waiters` are the users the
+   * batch asked for as waiters, `waiterOnly` those asked for by waiters alone (so a lease
+   * granted to nobody left is given back).
    * Returns whether anyone joined the queue.
    */
-  apply (pool: string, rows: DbGrant[], waiterOnly: Set<string>, dbNow: Date): boolean {
+  apply (pool: string, rows: DbGrant[], asked: { waiters: Set<string>, waiterOnly: Set<string> }, dbNow: Date): boolean {
     const q = this.pools.get(pool)
     let wakeAt: number | undefined
     let joined = false
+    // In the order the database answered them: the order they came in.
+    const requeue: string[] = []
     for (const row of rows) {
       const w = q?.waiters.get(row.user_id)
       if (w === undefined || w.requests.size === 0) {
         // Nobody here waits for this answer any more: the waiter left while it was decided.
-        if (waiterOnly.has(row.user_id)) this.orphan(pool, row)
+        if (asked.waiterOnly.has(row.user_id)) this.orphan(pool, row)
         continue
       }
+      // An answer to this user's request that does not wait says nothing to its waiting
+      // ones, unless it is a lease (theirs too now) or the pool is gone.
+      if (!asked.waiters.has(row.user_id) && row.outcome !== 'new' && row.outcome !== 'existing' && row.outcome !== 'no_pool') continue
       w.lastError = undefined
       switch (row.outcome) {
         case 'requeue':
-          this.deps.retry(pool, [row.user_id])
+          requeue.push(row.user_id)
           break
         case 'queued': {
           joined ||= !w.queued
@@ -174,9 +182,34 @@ export class WaitingRoom {
           for (const req of w.requests) req.resolve(row)
       }
     }
+    if (requeue.length > 0) this.deps.retry(pool, requeue)
     if (q !== undefined) this.schedule(pool, q, wakeAt)
     this.forgetIfEmpty(pool)
     return joined
+  }
+
+  /**
+   * Brackets a batch that asks for these users as waiters. A waiter that leaves meanwhile
+   * keeps its row until the batch is answered (apply() then takes it out, or gives back
+   * its lease), so that the batch can't put it back in the queue after it left.
+   */
+  async asking<T> (pool: string, users: string[], batch: () => Promise<T>): Promise<T> {
+    const keys = users.map((u) => `${pool}\n${u}`)
+    for (const k of keys) this.sending.set(k, (this.sending.get(k) ?? 0) + 1)
+    let answered = false
+    try {
+      const result = await batch()
+      answered = true
+      return result
+    } finally {
+      for (const [i, k] of keys.entries()) {
+        const n = this.sending.get(k)! - 1
+        if (n > 0) this.sending.set(k, n)
+        else this.sending.delete(k)
+        // Unanswered (the batch failed): whatever it did is undone, but a row it kept must go.
+        if (!answered && n === 0 && !this.has(pool, users[i]!)) this.leave(pool, users[i]!)
+      }
+    }
   }
 
   /** A batch failed: waiters not yet in the queue get the error; the others keep waiting and try again. */
@@ -237,7 +270,7 @@ export class WaitingRoom {
     req.reject(err)
     if (w.requests.size === 0) {
       q!.waiters.delete(userId)
-      if (w.queued) this.leave(pool, userId)
+      if (w.queued && !this.sending.has(`${pool}\n${userId}`)) this.leave(pool, userId)
       this.forgetIfEmpty(pool)
     }
   }
@@ -282,7 +315,8 @@ export class WaitingRoom {
 
   private start (): void {
     this.heartbeat ??= setInterval(() => {
-      waiters.heartbeat(this.deps.db, this.node, ALIVE_MS).catch(() => {})
+      const rows = [...this.pools].flatMap(([pool, q]) => [...q.waiters.keys()].map((user) => ({ pool, user })))
+      waiters.heartbeat(this.deps.db, this.node, rows, ALIVE_MS).catch(() => {})
     }, HEARTBEAT_MS)
     this.poll ??= setInterval(() => { this.wake() }, POLL_MS)
     // Every node's commits are announced on the event channel: any of them may free a token.

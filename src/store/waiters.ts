@@ -1,10 +1,12 @@
 import type { Db } from './db.js'
 
-/** Keeps this node's queue rows alive for another aliveMs (rule 12: a dead node's rows lapse). */
-export async function heartbeat (db: Db, node: string, aliveMs: number): Promise<void> {
+/** Keeps these queue rows of this node alive for another aliveMs (rule 12: a dead node's rows lapse). */
+export async function heartbeat (db: Db, node: string, rows: Array<{ pool: string, user: string }>, aliveMs: number): Promise<void> {
   await db.query(
-    'UPDATE waiters SET alive_until = clock_timestamp() + make_interval(secs => $2::int / 1000.0) WHERE node = $1::uuid',
-    [node, aliveMs])
+    `UPDATE waiters w SET alive_until = clock_timestamp() + make_interval(secs => $4::int / 1000.0)
+       FROM unnest($2::text[], $3::uuid[]) AS r(pool, user_id)
+      WHERE w.node = $1::uuid AND w.pool = r.pool AND w.user_id = r.user_id`,
+    [node, rows.map((r) => r.pool), rows.map((r) => r.user), aliveMs])
 }
 
 /** Takes a user's request on this node out of a pool's queue. */
