@@ -10,7 +10,7 @@ export const pools = {
     usage: 'pools',
     summary,
     details: 'TTL and MAX are lease_ttl_seconds and lease_max_seconds; WINDOW is usage_window_hours.\n' +
-      'How many wait in each pool\'s queue (rule 12) shows in --json as waiting, and in `token-pool pool NAME`.',
+      'With --json, waiting is how many users wait in each pool\'s queue now (rule 12).',
     run: async ({ client }) => {
       const all = await client.pools()
       const rows = all.map((p) => [
