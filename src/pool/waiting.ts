@@ -79,6 +79,8 @@ export class WaitingRoom {
   private readonly pools = new Map<string, PoolQueue>()
   /** per pool and user: batches asking for it as a waiter that the database has not answered yet */
   private readonly sending = new Map<string, number>()
+  /** called when no batch asks for that pool and user any more */
+  private readonly idle = new Map<string, Array<() => void>>()
   private heartbeat: NodeJS.Timeout | undefined
   private poll: NodeJS.Timeout | undefined
   private unlisten: Promise<(() => Promise<void>) | undefined> | undefined
@@ -204,8 +206,13 @@ export class WaitingRoom {
     } finally {
       for (const [i, k] of keys.entries()) {
         const n = this.sending.get(k)! - 1
-        if (n > 0) this.sending.set(k, n)
-        else this.sending.delete(k)
+        if (n > 0) {
+          this.sending.set(k, n)
+        } else {
+          this.sending.delete(k)
+          for (const fn of this.idle.get(k) ?? []) fn()
+          this.idle.delete(k)
+        }
         // Unanswered (the batch failed): whatever it did is undone, but a row it kept must go.
         if (!answered && n === 0 && !this.has(pool, users[i]!)) this.leave(pool, users[i]!)
       }
@@ -261,18 +268,37 @@ export class WaitingRoom {
     await unlisten?.().catch(() => {})
   }
 
+  /** A request times out or goes away; the last of its user leaves the queue before it is answered. */
   private drop (pool: string, userId: string, req: Request, err: unknown): void {
     const q = this.pools.get(pool)
     const w = q?.waiters.get(userId)
     if (w === undefined || !w.requests.has(req)) return
     this.finish(req)
     w.requests.delete(req)
-    req.reject(err)
-    if (w.requests.size === 0) {
-      q!.waiters.delete(userId)
-      if (w.queued && !this.sending.has(`${pool}\n${userId}`)) this.leave(pool, userId)
-      this.forgetIfEmpty(pool)
+    if (w.requests.size > 0) {
+      req.reject(err)
+      return
     }
+    q!.waiters.delete(userId)
+    this.forgetIfEmpty(pool)
+    const key = `${pool}\n${userId}`
+    if (!w.queued && !this.sending.has(key)) {
+      req.reject(err)
+      return
+    }
+    // A batch asking for it is in the database: only once it is answered can the row go
+    // for good (apply() also gives back a lease it granted).
+    const settled = this.sending.has(key) ? new Promise<void>((resolve) => { this.onIdle(key, resolve) }) : Promise.resolve()
+    settled
+      .then(async () => { await waiters.leave(this.deps.db, pool, userId, this.node) })
+      .then(() => { this.deps.poke() }, () => {})
+      .finally(() => { req.reject(err) })
+  }
+
+  private onIdle (key: string, fn: () => void): void {
+    const list = this.idle.get(key) ?? []
+    list.push(fn)
+    this.idle.set(key, list)
   }
 
   private finish (req: Request): void {
