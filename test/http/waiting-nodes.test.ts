@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { test, type TestContext } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describeEachBackend, describeMultiConnection, postgresUrlFor, testDb, type Backend } from '../helpers/db.js'
+import { postJson, startServer, type Server } from '../helpers/server.js'
+
+const ENV = { POOL_SIZE: '1', ON_EXHAUSTED: 'reject', LEASE_TTL_SECONDS: '60' }
+
+async function databaseUrl (t: TestContext, backend: Backend): Promise<string> {
+  if (backend === 'postgres') {
+    const db = await testDb(t, 'postgres')
+    const [row] = await db.query<{ schema: string }>('SELECT current_schema() AS schema')
+    return postgresUrlFor(row!.schema)
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'token-pool-'))
+  t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+  return pathToFileURL(dir).toString()
+}
+
+async function node (t: TestContext, url: string): Promise<Server> {
+  const server = await startServer({ ...ENV, DATABASE_URL: url })
+  t.after(() => { server.child.kill('SIGKILL') })
+  return server
+}
+
+async function waiting (server: Server): Promise<number> {
+  return ((await (await fetch(`${server.url}/api/pools/default`)).json()) as any).data.waiting
+}
+
+async function until (what: () => Promise<boolean>, label: string): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (await what()) return
+    await sleep(10)
+  }
+  assert.fail(`never happened: ${label}`)
+}
+
+/** Joins the queue through `server` and waits until the queue has grown to `expected`. */
+async function queueUp (server: Server, other: Server, expected: number): Promise<{ user: string, answer: Promise<{ status: number, body: any }> }> {
+  const user = randomUUID()
+  const answer = postJson(`${server.url}/api/tokens/allocate`, { user_id: user, wait_seconds: 30 })
+  await until(async () => await waiting(other) === expected, `waiter ${expected} is queued`)
+  return { user, answer }
+}
+
+describeMultiConnection('waiting across two server processes on one PostgreSQL', () => {
+  test('first come, first served, whichever node each waiter is on', async (t) => {
+    const url = await databaseUrl(t, 'postgres')
+    const [a, b] = [await node(t, url), await node(t, url)]
+    let holder = (await postJson(`${a.url}/api/tokens/allocate`, { user_id: randomUUID() })).body.data
+    const nodes = [b, a, b, a, b]
+    const waiters = []
+    for (const [i, n] of nodes.entries()) waiters.push(await queueUp(n, n === a ? b : a, i + 1))
+    const served: string[] = []
+    for (const [i, w] of waiters.entries()) {
+      // Freed one at a time, through either node.
+      const via = i % 2 === 0 ? a : b
+      const released = await postJson(`${via.url}/api/tokens/${holder.token_id}/release`, { user_id: holder.user_id })
+      assert.equal(released.status, 200)
+      const res = await w.answer
+      assert.equal(res.status, 200)
+      holder = res.body.data
+      served.push(holder.user_id)
+    }
+    assert.deepEqual(served, waiters.map((w) => w.user))
+  })
+
+  test('a node killed with waiters blocks the queue at most until its rows lapse (2 s)', async (t) => {
+    const url = await databaseUrl(t, 'postgres')
+    const [a, b] = [await node(t, url), await node(t, url)]
+    const holder = (await postJson(`${a.url}/api/tokens/allocate`, { user_id: randomUUID() })).body.data
+    const first = await queueUp(a, b, 1)
+    first.answer.catch(() => {})
+    const second = await queueUp(b, a, 2)
+    a.child.kill('SIGKILL')
+    await a.exited
+    const released = await postJson(`${b.url}/api/tokens/${holder.token_id}/release`, { user_id: holder.user_id })
+    const res = await second.answer
+    assert.equal(res.status, 200)
+    assert.equal(res.body.data.token_id, holder.token_id)
+    const blockedMs = Date.parse(res.body.data.started_at) - Date.parse(released.body.data.released_at)
+    // The dead node's row lives 2 s past its last heartbeat; the survivor looks again when it lapses.
+    assert.ok(blockedMs <= 3000, `the dead node blocked the queue for ${blockedMs} ms`)
+  })
+})
+
+describeEachBackend('waiting and a graceful shutdown', (backend) => {
+  test('SIGTERM answers every waiter 503 with Retry-After before the process exits', async (t) => {
+    const url = await databaseUrl(t, backend)
+    const server = await node(t, url)
+    await postJson(`${server.url}/api/tokens/allocate`, { user_id: randomUUID() })
+    const answer = fetch(`${server.url}/api/tokens/allocate`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_id: randomUUID(), wait_seconds: 60 }),
+    })
+    await until(async () => await waiting(server) === 1, 'the waiter is queued')
+    server.child.kill('SIGTERM')
+    const res = await answer
+    assert.equal(res.status, 503)
+    assert.equal(res.headers.get('retry-after'), '1')
+    assert.equal(((await res.json()) as any).error.code, 'unavailable')
+    assert.equal(await server.exited, 0)
+  })
+})
