@@ -110,6 +110,29 @@ for (const backend of ['pglite', 'postgres'] as const) {
       await client.release(held.token_id, a)
     })
 
+    // todo: about 1 run in 8 (both backends), the service grants the freed token to the waiter
+    // that hung up and keeps it there (the lease is not given back), though the CLI had exited
+    // before the release. A server-side race, reported; the client can't help it once it is gone.
+    test('Ctrl-C while waiting leaves the queue: the freed token goes to the next one to ask', {
+      todo: 'server race: a lease granted to a waiter that just disconnected is sometimes kept',
+    }, async (t) => {
+      const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()]
+      const held = await client.allocate(a)
+      // Whatever happens, the token is free for the next test.
+      t.after(async () => { for (const user of [a, b, c]) await client.release(held.token_id, user).catch(() => {}) })
+      const waiting = spawnCli(['allocate', b, '--wait', '30', '--url', url])
+      await until('the waiting line', () => waiting.stderr().includes('waiting: position 1'))
+      waiting.child.kill('SIGINT')
+      assert.notEqual(await waiting.exited, 0)
+      await client.release(held.token_id, a)
+      // The service sees the connection close: c, asking without waiting, gets the token.
+      let lease
+      for (let i = 0; i < 40 && lease === undefined; i++) {
+        lease = await client.allocate(c).catch(async () => { await new Promise((resolve) => setTimeout(resolve, 50)) })
+      }
+      assert.equal(lease?.user_id, c)
+    })
+
     test('cooldown --reallocate --wait: the new lease waits for the token to cool down', async () => {
       const a = randomUUID()
       const held = await client.allocate(a)
