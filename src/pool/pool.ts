@@ -61,6 +61,9 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   private readonly batchers = new Map<string, { shared: Batcher<leases.DbGrant, Ask>, exclusive: Batcher<leases.DbGrant, Ask> }>()
   private readonly hint: CommitHint
   private readonly waiting: WaitingRoom
+  /** group commit for releases and renewals, as for allocations: one transaction per batch, one event per change */
+  private readonly releases: Batcher<leases.DbRelease, TokenUser>
+  private readonly renewals: Batcher<leases.DbRenewal, TokenUser>
   private sweepTimer: NodeJS.Timeout | undefined
   readonly defaultSettings: PoolSettings
 
@@ -78,6 +81,21 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
       timedOut: exhausted,
       poke: () => { this.hint.poke() },
     })
+    const inFlight = db.kind === 'pglite' ? 1 : 4
+    this.releases = new Batcher(async (asks) => {
+      const rows = await withRetry(async () => await leases.releaseMany(db, distinctPairs(asks)))
+      const released = rows.filter((r) => r.outcome === 'released')
+      if (released.length > 0) this.hint.poke()
+      for (const r of released) this.emit('change', { type: 'released', lease: releasedLease(r) })
+      return new Map(rows.map((r) => [`${r.token_id} ${r.user_id}`, r]))
+    }, 256, inFlight, MAX_QUEUED)
+    this.renewals = new Batcher(async (asks) => {
+      const rows = await withRetry(async () => await leases.renewMany(db, distinctPairs(asks)))
+      const renewed = rows.filter((r) => r.outcome === 'renewed')
+      if (renewed.length > 0) this.hint.poke()
+      for (const r of renewed) this.emit('change', { type: 'renewed', lease: renewedLease(r) })
+      return new Map(rows.map((r) => [`${r.token_id} ${r.user_id}`, r]))
+    }, 256, inFlight, MAX_QUEUED)
     // A change made here may free a token for a waiter here.
     this.on('change', (e) => { this.waiting.wake(poolOfEvent(e)) })
   }
@@ -288,20 +306,15 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
 
   async release (tokenId: string, userId: string, pool?: string): Promise<EndedLease> {
     await this.checkPoolOf(tokenId, pool)
-    const row = await withRetry(async () => await leases.release(this.db, tokenId, userId))
+    const row = await this.releases.submit(`${tokenId} ${userId}`, { tokenId, userId })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
     if (row.outcome === 'not_holder') throw notHolder(tokenId, userId)
-    const lease: EndedLease = {
-      pool: row.pool!, leaseId: row.lease_id!, tokenId, userId, startedAt: row.started_at!, releasedAt: row.released_at!, releaseReason: 'released',
-    }
-    this.hint.poke()
-    this.emit('change', { type: 'released', lease })
-    return lease
+    return releasedLease(row)
   }
 
   async renew (tokenId: string, userId: string, pool?: string): Promise<Lease> {
     await this.checkPoolOf(tokenId, pool)
-    const row = await withRetry(async () => await leases.renew(this.db, tokenId, userId))
+    const row = await this.renewals.submit(`${tokenId} ${userId}`, { tokenId, userId })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
     if (row.outcome === 'not_holder') throw notHolder(tokenId, userId)
     if (row.outcome === 'limit') {
@@ -310,21 +323,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
         details: { renewable_until: row.renewable_until?.toISOString() ?? null },
       })
     }
-    const lease: Lease = {
-      pool: row.pool!,
-      tokenId,
-      userId,
-      leaseId: row.lease_id!,
-      startedAt: row.started_at!,
-      expiresAt: row.expires_at!,
-      renewableUntil: row.renewable_until!,
-      expiresInSeconds: secondsLeft(row.expires_at!, row.now),
-      evictedUserId: null,
-      isNew: false,
-    }
-    this.hint.poke()
-    this.emit('change', { type: 'renewed', lease })
-    return lease
+    return renewedLease(row)
   }
 
   async clear (pool: string = DEFAULT_POOL): Promise<number> {
@@ -551,6 +550,35 @@ function checkSettings (s: PoolSettings): void {
     throw new PoolError('validation_failed', 'lease_max_seconds must be at least lease_ttl_seconds', {
       details: { field: 'lease_max_seconds', location: 'body', issues: [{ field: 'lease_max_seconds', message: 'must be at least lease_ttl_seconds' }] },
     })
+  }
+}
+
+interface TokenUser {
+  tokenId: string
+  userId: string
+}
+
+/** One pair per key: the same release asked twice in one batch is one release with one answer. */
+function distinctPairs (asks: Array<{ key: string, item: TokenUser }>): TokenUser[] {
+  return [...new Map(asks.map((a) => [a.key, a.item])).values()]
+}
+
+function releasedLease (r: leases.DbRelease): EndedLease {
+  return { pool: r.pool!, leaseId: r.lease_id!, tokenId: r.token_id, userId: r.user_id, startedAt: r.started_at!, releasedAt: r.released_at!, releaseReason: 'released' }
+}
+
+function renewedLease (r: leases.DbRenewal): Lease {
+  return {
+    pool: r.pool!,
+    tokenId: r.token_id,
+    userId: r.user_id,
+    leaseId: r.lease_id!,
+    startedAt: r.started_at!,
+    expiresAt: r.expires_at!,
+    renewableUntil: r.renewable_until!,
+    expiresInSeconds: secondsLeft(r.expires_at!, r.now),
+    evictedUserId: null,
+    isNew: false,
   }
 }
 

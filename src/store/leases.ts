@@ -50,6 +50,8 @@ export async function allocateMany (db: Db, pool: string, b: AllocateBatch): Pro
 }
 
 export interface DbRelease {
+  token_id: string
+  user_id: string
   outcome: 'released' | 'not_holder' | 'not_found'
   pool: string | null
   lease_id: number | null
@@ -57,12 +59,15 @@ export interface DbRelease {
   released_at: Date | null
 }
 
-export async function release (db: Db, tokenId: string, userId: string): Promise<DbRelease> {
-  const [row] = await db.query<DbRelease>('SELECT * FROM tp_release($1::uuid, $2::uuid)', [tokenId, userId])
-  return row!
+/** The holders give their tokens back, many in one transaction (tp_release each); one row per pair. */
+export async function releaseMany (db: Db, pairs: Array<{ tokenId: string, userId: string }>): Promise<DbRelease[]> {
+  return await db.query<DbRelease>('SELECT * FROM tp_release_many($1::uuid[], $2::uuid[])',
+    [pairs.map((p) => p.tokenId), pairs.map((p) => p.userId)])
 }
 
 export interface DbRenewal {
+  token_id: string
+  user_id: string
   outcome: 'renewed' | 'not_holder' | 'not_found' | 'limit'
   pool: string | null
   lease_id: number | null
@@ -72,10 +77,11 @@ export interface DbRenewal {
   now: Date
 }
 
-export async function renew (db: Db, tokenId: string, userId: string): Promise<DbRenewal> {
-  const [row] = await db.query<DbRenewal>(
-    'SELECT r.*, date_trunc(\'milliseconds\', clock_timestamp()) AS now FROM tp_renew($1::uuid, $2::uuid) r', [tokenId, userId])
-  return row!
+/** Renews many leases in one transaction (tp_renew each); one row per pair. */
+export async function renewMany (db: Db, pairs: Array<{ tokenId: string, userId: string }>): Promise<DbRenewal[]> {
+  return await db.query<DbRenewal>(
+    'SELECT r.*, date_trunc(\'milliseconds\', clock_timestamp()) AS now FROM tp_renew_many($1::uuid[], $2::uuid[]) r',
+    [pairs.map((p) => p.tokenId), pairs.map((p) => p.userId)])
 }
 
 export async function clear (db: Db, pool: string): Promise<DbEndedLease[]> {

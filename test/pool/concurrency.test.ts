@@ -31,6 +31,30 @@ async function verify (db: Parameters<typeof overlaps>[0], granted: Lease[]) {
 }
 
 describeEachBackend('hundreds of concurrent allocations on a small pool', (backend) => {
+  test('concurrent releases and renewals share transactions, and each still gets its own answer and one event', async (t) => {
+    const pool = new TokenPool(await testDb(t, backend), { ...options, defaultPool: { size: 40, lease_ttl_seconds: 60, lease_max_seconds: 600 } })
+    await pool.start()
+    t.after(async () => { await pool.stop() })
+    const leases = await Promise.all(Array.from({ length: 40 }, async () => await pool.allocate(randomUUID())))
+    const events: PoolEvent[] = []
+    pool.on('change', (e) => { events.push(e) })
+    const renewals = await Promise.allSettled(leases.map(async (l) => await pool.renew(l.tokenId, l.userId)))
+    assert.ok(renewals.every((r) => r.status === 'fulfilled' && r.value.leaseId === leases.find((l) => l.tokenId === r.value.tokenId)!.leaseId))
+    const outcomes = await Promise.allSettled([
+      ...leases.map(async (l) => await pool.release(l.tokenId, l.userId)),
+      // The same release twice in one batch is one release; a stranger is not the holder.
+      pool.release(leases[0]!.tokenId, leases[0]!.userId),
+      pool.release(leases[1]!.tokenId, randomUUID()),
+    ])
+    assert.equal(outcomes.slice(0, 41).filter((o) => o.status === 'fulfilled').length, 41)
+    assert.equal(outcomes[41]!.status, 'rejected')
+    assert.equal((outcomes[41] as PromiseRejectedResult).reason.code, 'not_holder')
+    assert.equal(events.filter((e) => e.type === 'renewed').length, 40)
+    assert.equal(events.filter((e) => e.type === 'released').length, 40)
+    await assert.rejects(pool.release(leases[2]!.tokenId, leases[2]!.userId), { code: 'not_holder' })
+    assert.equal((await pool.head('default')).active, 0)
+  })
+
   test('300 allocations from 120 users at once, with releases and a clear mixed in', async (t) => {
     const db = await testDb(t, backend)
     const pool = new TokenPool(db, options)
