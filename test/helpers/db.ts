@@ -35,14 +35,23 @@ let sharedPglite: Promise<PGlite> | undefined
  * PGlite: one in-memory instance per test process, a schema per test (tests in a file run one at a time).
  */
 export async function testDb (t: TestContext, backend: Backend): Promise<Db> {
+  const { db, dispose } = await scratchDb(backend)
+  t.after(dispose)
+  return db
+}
+
+/** As testDb, for a caller that ends it itself (a property test makes one per run). */
+export async function scratchDb (backend: Backend): Promise<{ db: Db, dispose: () => Promise<void> }> {
   const schema = 't_' + randomBytes(6).toString('hex')
   const db = backend === 'postgres' ? await postgresDb(schema) : await schemaOnSharedPglite(schema)
   await migrate(db)
-  t.after(async () => {
-    await db.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => {})
-    await db.close()
-  })
-  return db
+  return {
+    db,
+    dispose: async () => {
+      await db.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => {})
+      await db.close()
+    },
+  }
 }
 
 async function postgresDb (schema: string): Promise<Db> {
