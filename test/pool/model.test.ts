@@ -21,9 +21,12 @@ const SEED = Number(process.env.FC_SEED ?? 20261130)
 
 type Op =
   | { kind: 'allocate', user: number }
-  | { kind: 'release' | 'renew', user: number, ownToken: boolean }
+  | { kind: 'release', user: number, ownToken: boolean }
+  | { kind: 'renew', user: number, ownToken: boolean }
   | { kind: 'cooldown', user: number, seconds: number }
-  | { kind: 'adminCooldown' | 'disable' | 'enable', token: number, seconds: number }
+  | { kind: 'adminCooldown', token: number, seconds: number }
+  | { kind: 'disable', token: number, seconds: number }
+  | { kind: 'enable', token: number, seconds: number }
   | { kind: 'clear' }
   | { kind: 'wait', seconds: number }
 
@@ -33,7 +36,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), user, ownToken: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('renew' as const), user, ownToken: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('cooldown' as const), user, seconds: fc.constantFrom(60, 130) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('adminCooldown' as const, 'disable' as const, 'enable' as const), token: fc.nat(SIZE - 1), seconds: fc.constantFrom(60, 130) }) },
+  ...(['adminCooldown', 'disable', 'enable'] as const).map((kind) => (
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant(kind), token: fc.nat(SIZE - 1), seconds: fc.constantFrom(60, 130) }) })),
   { weight: 1, arbitrary: fc.constant({ kind: 'clear' as const }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('wait' as const), seconds: fc.constantFrom(50, 100, 150, 86_400) }) }
 )
