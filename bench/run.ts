@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { execFileSync } from 'node:child_process'
+import * as flows from './flow-cases.js'
 import * as h from './harness.js'
 import { runFrom } from './servers.js'
 
@@ -124,6 +125,13 @@ if (wanted('simulate')) {
     ]
   })
 }
+if (wanted('cooldown') || wanted('renew')) {
+  // The hand-written client's own limit, to read the cooldown and renew ratios against.
+  await step('flows client', async () => await flows.clientCeiling(port(85)))
+}
+if (wanted('wait')) await step('wait', async () => await flows.wait({ ...port(70), nodes: 2, clients: 200, poolSize: 10 }))
+if (wanted('cooldown')) await step('cooldown', async () => await flows.cooldown({ ...port(75), poolSize: 1000 }))
+if (wanted('renew')) await step('renew', async () => await flows.renew({ ...port(80), poolSize: 1000 }))
 
 // The ceiling again at the end: the machine is shared, so the ratios use the mean of both.
 await step('ceiling (end)', async () => await h.ceiling(port(0), 'ceiling (end)'))

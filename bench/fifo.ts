@@ -1,0 +1,46 @@
+/**
+ * Out-of-order grants of the wait case: pairs (X, Y) where X had its first `queued` event
+ * before Y's allocate was sent, yet Y's lease started before X's. First come first served
+ * says X, queued before Y existed, goes first. X that got no lease (timed out) is left out.
+ */
+export interface Grant {
+  /** client clock (ms): the allocate request was sent */
+  sentAt: number
+  /** client clock (ms): its first `queued` event arrived; undefined when it never queued */
+  queuedAt?: number
+  /** server clock (ms since the epoch): the lease's started_at */
+  startedAt: number
+}
+
+/** Counts the pairs in O(n log n): a sweep over send times with a Fenwick tree over start times. */
+export function outOfOrder (grants: Grant[]): number {
+  const queued = grants.filter((g) => g.queuedAt !== undefined).sort((a, b) => a.queuedAt! - b.queuedAt!)
+  const starts = [...new Set(queued.map((g) => g.startedAt))].sort((a, b) => a - b)
+  const tree = new Array<number>(starts.length + 1).fill(0)
+  const rank = (t: number) => {
+    // number of distinct queued start times ≤ t
+    let lo = 0
+    let hi = starts.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (starts[mid]! <= t) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+  const add = (i: number) => { for (; i <= starts.length; i += i & -i) tree[i]!++ }
+  const sum = (i: number) => { let s = 0; for (; i > 0; i -= i & -i) s += tree[i]!; return s }
+  let inserted = 0
+  let next = 0
+  let pairs = 0
+  for (const y of [...grants].sort((a, b) => a.sentAt - b.sentAt)) {
+    while (next < queued.length && queued[next]!.queuedAt! < y.sentAt) {
+      add(rank(queued[next]!.startedAt))
+      inserted++
+      next++
+    }
+    // X already queued whose lease started strictly after Y's
+    pairs += inserted - sum(rank(y.startedAt))
+  }
+  return pairs
+}
