@@ -46,7 +46,12 @@ describeMultiConnection('evict_oldest when every candidate is locked by another 
       await s.query('BEGIN')
       await s.query('SELECT id FROM tokens FOR NO KEY UPDATE')
       const evicting = pool.allocate(randomUUID())
-      await sleep(100)
+      // Once the allocation waits for a row lock, let the rows go.
+      for (let i = 0; i < 1000; i++) {
+        const [{ n }] = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype IN ('tuple', 'transactionid')") as [{ n: number }]
+        if (n > 0) break
+        await sleep(5)
+      }
       await s.query('COMMIT')
       return await evicting
     })
