@@ -20,6 +20,9 @@ CREATE TABLE waiters (
   place bigint NOT NULL,
   node uuid NOT NULL,
   alive_until timestamptz NOT NULL,
+  -- Set when a turn taken on any node granted this waiter a token: it waits no more, and
+  -- its node answers it with that lease, or gives the lease back if the caller has gone.
+  granted_token uuid,
   PRIMARY KEY (pool, user_id, node)
 );
 CREATE INDEX waiters_queue ON waiters (pool, place);
@@ -54,14 +57,30 @@ CREATE FUNCTION tp_queue(p_pool text, p_now timestamptz) RETURNS uuid[]
 LANGUAGE sql STABLE AS $$
   SELECT coalesce(array_agg(q.user_id ORDER BY q.place), '{}') FROM (
     SELECT w.user_id, min(w.place) AS place FROM waiters w
-     WHERE w.pool = p_pool AND w.alive_until > p_now GROUP BY w.user_id) q
+     WHERE w.pool = p_pool AND w.alive_until > p_now AND w.granted_token IS NULL GROUP BY w.user_id) q
 $$;
 
 -- How many wait in p_pool: pool views, stats and metrics carry it.
 CREATE FUNCTION tp_waiting(p_pool text, p_now timestamptz) RETURNS integer
 LANGUAGE sql STABLE AS $$
-  SELECT count(DISTINCT w.user_id)::int FROM waiters w WHERE w.pool = p_pool AND w.alive_until > p_now
+  SELECT count(DISTINCT w.user_id)::int FROM waiters w
+   WHERE w.pool = p_pool AND w.alive_until > p_now AND w.granted_token IS NULL
 $$;
+
+-- Takes the rows of nodes that stopped heartbeating out of p_pool's queue; a lease
+-- granted to one of them meanwhile goes back at once (its caller is gone with its node).
+CREATE FUNCTION tp_forget_dead_waiters(p_pool text, p_now timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN DELETE FROM waiters w WHERE w.pool = p_pool AND w.alive_until <= p_now
+           RETURNING w.user_id, w.granted_token LOOP
+    IF r.granted_token IS NOT NULL THEN
+      PERFORM tp_release(r.granted_token, r.user_id);
+    END IF;
+  END LOOP;
+END $$;
 
 CREATE OR REPLACE FUNCTION tp_pool_json(p_pool text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
@@ -97,12 +116,14 @@ BEGIN
 
   RETURN QUERY
   WITH p AS MATERIALIZED (
-    SELECT g.token_id, g.user_id, nextval(pg_get_serial_sequence('usages', 'id')) AS id,
-           greatest(v_start, t.lease_started_at) AS s,
-           CASE WHEN t.lease_expires_at > greatest(v_start, t.lease_started_at) THEN t.lease_user_id END AS evicted,
-           tp_count(t, p_window) + 1 AS count
-      FROM unnest(p_tokens, p_users[1:cardinality(p_tokens)]) AS g(token_id, user_id)
-      JOIN tokens t ON t.id = g.token_id
+    -- Lease ids in the order of p_users (a queue's order shows in its fencing ids).
+    SELECT o.*, nextval(pg_get_serial_sequence('usages', 'id')) AS id FROM (
+      SELECT g.token_id, g.user_id, greatest(v_start, t.lease_started_at) AS s,
+             CASE WHEN t.lease_expires_at > greatest(v_start, t.lease_started_at) THEN t.lease_user_id END AS evicted,
+             tp_count(t, p_window) + 1 AS count
+        FROM unnest(p_tokens, p_users[1:cardinality(p_tokens)]) WITH ORDINALITY AS g(token_id, user_id, i)
+        JOIN tokens t ON t.id = g.token_id
+       ORDER BY g.i) o
   ), granted AS (
     INSERT INTO usages (id, pool, token_id, user_id, started_at, expires_at, renewable_until) OVERRIDING SYSTEM VALUE
     SELECT p.id, p_pool.name, p.token_id, p.user_id, p.s, p.s + v_ttl, p.s + v_max FROM p

@@ -3,15 +3,18 @@ DROP FUNCTION tp_allocate(text, uuid[]);
 
 -- Allocates in p_pool for a batch of users in one transaction (one commit, one round
 -- trip, a handful of set-based statements however large the batch). Users in p_queue
--- may wait; p_node is the calling process, whose queue rows stay alive p_alive_ms past
--- their last heartbeat.
+-- may wait. Those of them not in p_fresh are a node trying its waiters again: they are
+-- served only from their place in the queue, and a user no longer in it (served, gone,
+-- or lapsed meanwhile) is answered 'gone', never granted or queued anew. p_node is the
+-- calling process, whose queue rows stay alive p_alive_ms past their last heartbeat.
 --
 -- While nobody waits, the m least-used free tokens go to the m users, and under
 -- evict_oldest the oldest leases are evicted for the rest, in rounds (as the same
 -- requests one after another would). Once anyone waits, nobody evicts and tokens go
--- in turn: waiters by place, then newcomers; with k tokens free, the first k of that
--- order get them, and a token left over is kept for a waiter ahead that is not in
--- this batch.
+-- in turn: the whole queue by place, whichever node each waiter is on, then newcomers;
+-- with k tokens free, the first k of that order get them. A waiter of another node is
+-- granted here ('granted', a row for a user not asked for) and marked so in the queue;
+-- its node answers it with that lease on its next try, or gives it back.
 --
 -- outcome: 'new' | 'existing' | 'exhausted' | 'quota' (with retry_after_ms) | 'no_pool'
 --   | 'queued': waiting, with its position, the number waiting, its served-by time
@@ -19,8 +22,10 @@ DROP FUNCTION tp_allocate(text, uuid[]);
 --     or a node ahead that may be dead) and retry_after_ms for a time-out
 --   | 'requeue': only without p_exclusive, for a p_queue user that would wait or meets
 --     a queue: the caller runs it again with p_exclusive.
-CREATE FUNCTION tp_allocate(p_pool text, p_users uuid[], p_queue uuid[], p_node uuid, p_exclusive boolean,
-                            p_alive_ms integer)
+--   | 'gone': a user tried again that is not in the queue any more
+--   | 'granted': not one of p_users: a waiter of another node granted in this turn.
+CREATE FUNCTION tp_allocate(p_pool text, p_users uuid[], p_fresh uuid[], p_queue uuid[], p_node uuid,
+                            p_exclusive boolean, p_alive_ms integer)
 RETURNS TABLE (
   user_id uuid, outcome text, lease_id bigint, token_id uuid, started_at timestamptz,
   expires_at timestamptz, renewable_until timestamptz, evicted_user_id uuid, retry_after_ms bigint,
@@ -39,7 +44,12 @@ DECLARE
   v_refused uuid[];
   v_queue uuid[] := '{}';
   v_order uuid[];
-  v_ranks bigint[];
+  v_g_users uuid[];
+  v_g_leases bigint[];
+  v_g_tokens uuid[];
+  v_g_starts timestamptz[];
+  v_g_ends timestamptz[];
+  v_g_caps timestamptz[];
   v_tokens uuid[];
   v_prior bigint[];
   v_more record;
@@ -50,6 +60,7 @@ DECLARE
   v_join uuid[];
   v_deadlines timestamptz[];
   v_wake timestamptz;
+  v_gone uuid[];
 BEGIN
   SELECT * INTO v_pool FROM pools p WHERE p.name = p_pool AND NOT p.deleted;
   IF NOT FOUND THEN
@@ -78,11 +89,21 @@ BEGIN
   v_window := tp_window(p_pool);
   SELECT array_agg(d.x ORDER BY hashtextextended(p_pool || d.x::text, 7411)) INTO v_users
     FROM (SELECT DISTINCT x FROM unnest(p_users) x) d;
-  -- Rule 6: one allocation per user and pool at a time, so "allocate again" returns the same lease.
-  PERFORM pg_advisory_xact_lock(hashtextextended(p_pool || x::text, 7411)) FROM unnest(v_users) x;
+  -- Rule 6: one allocation per user and pool at a time, so "allocate again" returns the same
+  -- lease. Exclusive batches of the pool already run one at a time.
+  IF NOT v_exclusive THEN
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_pool || x::text, 7411)) FROM unnest(v_users) x;
+  END IF;
   v_now := date_trunc('milliseconds', clock_timestamp());
 
-  -- Each user's open usage in the pool, one index probe per user (LIMIT 1 keeps the
+  IF v_exclusive THEN
+    -- A dead node's rows count for nothing from their alive_until on.
+    PERFORM tp_forget_dead_waiters(p_pool, v_now);
+    v_queue := tp_queue(p_pool, v_now);
+  END IF;
+
+  -- Each user's open usage in the pool (a waiter's included: a turn on another node may
+  -- have granted it), one index probe per user (LIMIT 1 keeps the
   -- planner from turning it into a join over every open usage).
   RETURN QUERY
   SELECT o.user_id, 'existing', o.id, o.token_id, o.started_at, o.expires_at,
@@ -103,6 +124,17 @@ BEGIN
      WHERE u.id = ANY (v_stale) AND u.released_at IS NULL;
   END IF;
 
+  -- A waiter tried again that holds no lease and has no place any more: it left, or its
+  -- place lapsed, since it was sent.
+  SELECT coalesce(array_agg(x), '{}') INTO v_gone FROM unnest(v_new) x
+   WHERE x = ANY (p_queue) AND x <> ALL (p_fresh) AND x <> ALL (v_queue);
+  IF cardinality(v_gone) > 0 THEN
+    RETURN QUERY SELECT x, 'gone', NULL::bigint, NULL::uuid, NULL::timestamptz, NULL::timestamptz,
+                        NULL::timestamptz, NULL::uuid, NULL::bigint, NULL::int, NULL::int, NULL::timestamptz,
+                        NULL::timestamptz FROM unnest(v_gone) x;
+    SELECT coalesce(array_agg(x), '{}') INTO v_new FROM unnest(v_new) x WHERE x <> ALL (v_gone);
+  END IF;
+
   -- Rule 14: a user at its quota for this window gets no new lease, and does not queue.
   IF v_pool.user_quota IS NOT NULL AND cardinality(v_new) > 0 THEN
     SELECT coalesce(array_agg(x), '{}') INTO v_refused
@@ -120,12 +152,6 @@ BEGIN
         FROM unnest(v_refused) x;
       SELECT coalesce(array_agg(x), '{}') INTO v_new FROM unnest(v_new) x WHERE x <> ALL (v_refused);
     END IF;
-  END IF;
-
-  IF cardinality(v_new) > 0 AND v_exclusive THEN
-    -- A dead node's rows count for nothing from their alive_until on.
-    DELETE FROM waiters w WHERE w.pool = p_pool AND w.alive_until <= v_now;
-    v_queue := tp_queue(p_pool, v_now);
   END IF;
 
   IF cardinality(v_new) > 0 AND cardinality(v_queue) = 0 AND v_pool.on_exhausted = 'evict_oldest' THEN
@@ -163,23 +189,37 @@ BEGIN
     END LOOP;
     v_left := v_new[v_granted + 1:];
   ELSIF cardinality(v_new) > 0 THEN
-    -- In turn: waiters by place, then newcomers in the order they came; with k tokens
-    -- free the first k get them.
-    SELECT array_agg(o.x ORDER BY o.r), array_agg(o.r ORDER BY o.r) INTO v_order, v_ranks FROM (
-      SELECT n.x, coalesce(array_position(v_queue, n.x)::bigint,
-                           cardinality(v_queue) + count(*) FILTER (WHERE array_position(v_queue, n.x) IS NULL)
-                                                  OVER (ORDER BY a.i)) AS r
-        FROM unnest(v_new) n(x) CROSS JOIN LATERAL (SELECT array_position(p_users, n.x) AS i) a) o;
-    SELECT * INTO v_tokens, v_prior FROM tp_pick(p_pool, v_window, v_now, v_ranks[cardinality(v_ranks)]::int);
+    -- In turn: the whole queue by place, whichever node each waiter is on, then this
+    -- batch's newcomers in the order they came; with k tokens free the first k get them.
+    -- A waiter of another node is granted here too, and its node answers it.
+    SELECT v_queue || coalesce(array_agg(x ORDER BY array_position(p_users, x)), '{}') INTO v_order
+      FROM unnest(v_new) x WHERE x <> ALL (v_queue);
+    -- Only this batch's users can be answered: nobody after the last of them needs a token now.
+    SELECT max(array_position(v_order, x)) INTO v_granted FROM unnest(v_new) x;
+    v_order := v_order[1:v_granted];
+    SELECT * INTO v_tokens, v_prior FROM tp_pick(p_pool, v_window, v_now, cardinality(v_order));
     v_free := cardinality(v_tokens);
-    SELECT count(*)::int INTO v_granted FROM unnest(v_ranks) r WHERE r <= v_free;
+    v_order := v_order[1:v_free];
+    -- A waiter of another node that got a lease some other way is not granted a second.
+    SELECT coalesce(array_agg(x ORDER BY i), '{}') INTO v_order FROM unnest(v_order) WITH ORDINALITY o(x, i)
+     WHERE x = ANY (v_new) OR NOT EXISTS (SELECT 1 FROM usages u WHERE u.pool = p_pool AND u.user_id = x
+                                           AND u.released_at IS NULL AND u.expires_at > v_now);
+    v_granted := cardinality(v_order);
     IF v_granted > 0 THEN
+      SELECT array_agg(g.user_id), array_agg(g.lease_id), array_agg(g.token_id), array_agg(g.started_at),
+             array_agg(g.expires_at), array_agg(g.renewable_until)
+        INTO v_g_users, v_g_leases, v_g_tokens, v_g_starts, v_g_ends, v_g_caps
+        FROM tp_grant(v_pool, v_window, v_order, v_tokens[1:v_granted], v_prior[1:v_granted]) g;
       RETURN QUERY
-      SELECT g.user_id, 'new', g.lease_id, g.token_id, g.started_at, g.expires_at, g.renewable_until,
-             g.evicted_user_id, NULL::bigint, NULL::int, NULL::int, NULL::timestamptz, NULL::timestamptz
-        FROM tp_grant(v_pool, v_window, v_order[1:v_granted], v_tokens[1:v_granted], v_prior[1:v_granted]) g;
+      SELECT g.u, CASE WHEN g.u = ANY (v_new) THEN 'new' ELSE 'granted' END, g.l, g.t, g.s, g.e, g.c, NULL::uuid,
+             NULL::bigint, NULL::int, NULL::int, NULL::timestamptz, NULL::timestamptz
+        FROM unnest(v_g_users, v_g_leases, v_g_tokens, v_g_starts, v_g_ends, v_g_caps) g(u, l, t, s, e, c);
+      -- The others' nodes find their lease on their next try (the grant's event wakes them).
+      UPDATE waiters w SET granted_token = g.t
+        FROM unnest(v_g_users, v_g_tokens) g(u, t)
+       WHERE w.pool = p_pool AND w.user_id = g.u AND g.u <> ALL (v_new);
     END IF;
-    v_left := v_order[v_granted + 1:];
+    SELECT coalesce(array_agg(x), '{}') INTO v_left FROM unnest(v_new) x WHERE x <> ALL (v_order);
   END IF;
 
   IF NOT v_exclusive THEN
@@ -216,12 +256,6 @@ BEGIN
   v_deadlines := tp_deadlines(p_pool, v_now,
                               (SELECT max(array_position(v_queue, x)) FROM unnest(v_join) x));
   v_wake := v_deadlines[1];
-  IF v_free > v_granted THEN
-    -- Tokens are free but kept for waiters ahead that were not in this batch: their
-    -- nodes take them, unless dead; look again when their rows would lapse.
-    SELECT least(v_wake, min(CASE WHEN w.node = p_node THEN v_now ELSE w.alive_until END)) INTO v_wake
-      FROM waiters w WHERE w.pool = p_pool AND w.alive_until > v_now AND w.user_id <> ALL (v_users);
-  END IF;
   RETURN QUERY
   SELECT x, 'queued', NULL::bigint, NULL::uuid, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::uuid,
          CASE WHEN cardinality(v_deadlines) > 0

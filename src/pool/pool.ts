@@ -73,11 +73,11 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     this.hint = new CommitHint(async () => { await notifyReaders(db) })
     this.waiting = new WaitingRoom({
       db,
-      retry: async (pool, users) => {
+      retry: async (pool, users, fresh) => {
         const b = this.batcher(pool).exclusive
-        await Promise.all(users.map(async (u) => await b.submit(u, { queue: true }).catch((err: unknown) => { this.waiting.failed(pool, [u], err) })))
+        await Promise.all(users.map(async (u) => await b.submit(u, { queue: true, fresh }).catch((err: unknown) => { this.waiting.failed(pool, [u], err) })))
       },
-      giveBack: async (pool, row) => { await this.release(row.token_id!, row.user_id, pool) },
+      giveBack: async (pool, lease) => { await this.release(lease.tokenId, lease.userId, pool) },
       timedOut: exhausted,
       poke: () => { this.hint.poke() },
     })
@@ -179,16 +179,18 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
    * A lease in `pool` for the user (rules 2-7, 14); with waitSeconds, waits in the pool's
    * queue while no token is free (rule 12).
    */
-  async allocate (userId: string, pool: string = DEFAULT_POOL, opts: WaitOptions = {}): Promise<Lease> {
+  async allocate (anyCaseUserId: string, pool: string = DEFAULT_POOL, opts: WaitOptions = {}): Promise<Lease> {
+    // Ids are lower case from here on: the database answers them so, and batches match on them.
+    const userId = anyCaseUserId.toLowerCase()
     const waitSeconds = opts.waitSeconds ?? 0
     let row: leases.DbGrant
     if (waitSeconds > 0) {
       await this.checkWait(pool, waitSeconds)
       row = await this.allocateWaiting(userId, pool, waitSeconds, opts)
     } else {
-      row = await this.batcher(pool).shared.submit(userId, { queue: false })
+      row = await this.batcher(pool).shared.submit(userId, { queue: false, fresh: true })
       // Someone joined the queue while this batch took its turn: take it again, in turn.
-      if (row.outcome === 'requeue') row = await this.batcher(pool).exclusive.submit(userId, { queue: false })
+      if (row.outcome === 'requeue') row = await this.batcher(pool).exclusive.submit(userId, { queue: false, fresh: true })
     }
     if (row.outcome === 'no_pool') {
       this.batchers.delete(pool)
@@ -201,7 +203,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
       })
     }
     // 'queued' here: the same user's waiting request shared the batch; this one does not wait.
-    if (row.outcome !== 'new' && row.outcome !== 'existing') throw exhausted(pool, row.retry_after_ms)
+    if (row.outcome !== 'new' && row.outcome !== 'granted' && row.outcome !== 'existing') throw exhausted(pool, row.retry_after_ms)
     return {
       pool,
       tokenId: row.token_id!,
@@ -210,9 +212,9 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
       startedAt: row.started_at!,
       expiresAt: row.expires_at!,
       renewableUntil: row.renewable_until!,
-      expiresInSeconds: secondsLeft(row.expires_at!, row.outcome === 'new' ? row.started_at! : row.now),
+      expiresInSeconds: secondsLeft(row.expires_at!, row.outcome === 'existing' ? row.now : row.started_at!),
       evictedUserId: row.evicted_user_id,
-      isNew: row.outcome === 'new',
+      isNew: row.outcome !== 'existing',
     }
   }
 
@@ -238,7 +240,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
         onQueued?.(state)
       },
     })
-    this.batcher(pool).shared.submit(userId, { queue: true }).catch((err: unknown) => { this.waiting.failed(pool, [userId], err) })
+    this.batcher(pool).shared.submit(userId, { queue: true, fresh: true }).catch((err: unknown) => { this.waiting.failed(pool, [userId], err) })
     const waited = (outcome: WaitEnded['outcome']) => {
       if (queuedAt !== undefined) this.emit('waited', { pool, seconds: (performance.now() - queuedAt) / 1000, outcome })
     }
@@ -269,17 +271,21 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   }
 
   private async allocateBatch (pool: string, all: Array<{ key: string, item: Ask }>, exclusive: boolean): Promise<Map<string, leases.DbGrant>> {
-    // A waiter that left since it was submitted is not asked for: it would join again.
+    // A waiter that left (or was served) since it was submitted is not asked for: it would
+    // join again. Its submitter hears 'gone'.
     const asks = all.filter((a) => !a.item.queue || this.waiting.has(pool, a.key))
-    if (asks.length === 0) return new Map()
+    const skipped = new Map(all.filter((a) => !asks.includes(a)).map((a) => [a.key, gone(a.key)]))
+    if (asks.length === 0) return skipped
     const users = [...new Set(asks.map((a) => a.key))]
+    const fresh = [...new Set(asks.filter((a) => a.item.fresh).map((a) => a.key))]
     const queue = [...new Set(asks.filter((a) => a.item.queue).map((a) => a.key))]
     const plain = new Set(asks.filter((a) => !a.item.queue).map((a) => a.key))
     const rows = await this.waiting.asking(pool, queue, async () =>
-      await withRetry(async () => await leases.allocateMany(this.db, pool, { users, queue, node: this.waiting.node, exclusive, aliveMs: ALIVE_MS })))
-    // One event per lease granted, however many requests asked for it.
+      await withRetry(async () => await leases.allocateMany(this.db, pool, { users, fresh, queue, node: this.waiting.node, exclusive, aliveMs: ALIVE_MS })))
+    // One event per lease granted, however many requests asked for it (a waiter of another
+    // node granted in this turn included: its node only hands the lease over).
     for (const r of rows) {
-      if (r.outcome === 'new') {
+      if (r.outcome === 'new' || r.outcome === 'granted') {
         this.emit('change', {
           type: 'allocated',
           lease: {
@@ -300,11 +306,12 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     const joined = rows.length > 0 &&
       this.waiting.apply(pool, rows, { waiters: new Set(queue), waiterOnly: new Set(queue.filter((u) => !plain.has(u))) }, rows[0]!.now)
     // New leases (or ends of ones that ran out) and new waiters are news for the other nodes.
-    if (joined || rows.some((r) => r.outcome === 'new')) this.hint.poke()
-    return new Map(rows.map((r) => [r.user_id, r]))
+    if (joined || rows.some((r) => r.outcome === 'new' || r.outcome === 'granted')) this.hint.poke()
+    return new Map([...skipped, ...rows.map((r) => [r.user_id, r] as const)])
   }
 
-  async release (tokenId: string, userId: string, pool?: string): Promise<EndedLease> {
+  async release (anyCaseTokenId: string, anyCaseUserId: string, pool?: string): Promise<EndedLease> {
+    const [tokenId, userId] = [anyCaseTokenId.toLowerCase(), anyCaseUserId.toLowerCase()]
     await this.checkPoolOf(tokenId, pool)
     const row = await this.releases.submit(`${tokenId} ${userId}`, { tokenId, userId })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
@@ -312,7 +319,8 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     return releasedLease(row)
   }
 
-  async renew (tokenId: string, userId: string, pool?: string): Promise<Lease> {
+  async renew (anyCaseTokenId: string, anyCaseUserId: string, pool?: string): Promise<Lease> {
+    const [tokenId, userId] = [anyCaseTokenId.toLowerCase(), anyCaseUserId.toLowerCase()]
     await this.checkPoolOf(tokenId, pool)
     const row = await this.renewals.submit(`${tokenId} ${userId}`, { tokenId, userId })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
@@ -553,6 +561,14 @@ function checkSettings (s: PoolSettings): void {
   }
 }
 
+/** The answer to a waiter's submission that was dropped because nobody waits for it any more. */
+function gone (userId: string): leases.DbGrant {
+  return {
+    user_id: userId, outcome: 'gone', lease_id: null, token_id: null, started_at: null, expires_at: null, renewable_until: null,
+    evicted_user_id: null, retry_after_ms: null, position: null, waiting: null, estimated_grant_at: null, wake_at: null, now: new Date(),
+  }
+}
+
 interface TokenUser {
   tokenId: string
   userId: string
@@ -582,9 +598,10 @@ function renewedLease (r: leases.DbRenewal): Lease {
   }
 }
 
-/** What a batched allocation asks for one request: may it wait? */
+/** What a batched allocation asks for one request: may it wait; may it be served as a newcomer (not a waiter tried again)? */
 interface Ask {
   queue: boolean
+  fresh: boolean
 }
 
 function poolOfEvent (e: PoolEvent): string {

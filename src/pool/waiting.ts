@@ -25,10 +25,13 @@ export interface WaitOptions {
 /** What the waiting room needs from the pool that owns it. */
 export interface RoomDeps {
   db: Db
-  /** submits these users of a pool for allocation again, as waiters, exclusively; results come back through apply() */
-  retry: (pool: string, users: string[]) => void
+  /**
+   * submits these users of a pool for allocation, as waiters, exclusively; results come
+   * back through apply(). `fresh`: they may join the queue (else only their place counts)
+   */
+  retry: (pool: string, users: string[], fresh: boolean) => Promise<void>
   /** gives back a lease granted to a waiter that has gone */
-  giveBack: (pool: string, row: DbGrant) => Promise<void>
+  giveBack: (pool: string, lease: { tokenId: string, userId: string }) => Promise<void>
   /** the answer to a waiter whose time ran out */
   timedOut: (pool: string, retryAfterMs: number | null) => PoolError
   /** tells the other nodes the queue changed */
@@ -36,9 +39,10 @@ export interface RoomDeps {
 }
 
 // A queue row lives this long past its node's last heartbeat: a killed node blocks a
-// queue at most this long. Heartbeats come four times as often.
-export const ALIVE_MS = 2000
-const HEARTBEAT_MS = ALIVE_MS / 4
+// queue at most this long. Heartbeats come five times as often; at 2 s, a database busy
+// with a long queue let live nodes' rows lapse (measured).
+export const ALIVE_MS = 5000
+const HEARTBEAT_MS = ALIVE_MS / 5
 // Waiters look again this often whatever happens: the bound on a lost wake-up.
 const POLL_MS = 1000
 
@@ -65,6 +69,8 @@ interface Waiter {
 interface PoolQueue {
   waiters: Map<string, Waiter>
   timer: NodeJS.Timeout | undefined
+  trying: boolean
+  again: boolean
 }
 
 /**
@@ -102,7 +108,7 @@ export class WaitingRoom {
     this.start()
     let q = this.pools.get(pool)
     if (q === undefined) {
-      q = { waiters: new Map(), timer: undefined }
+      q = { waiters: new Map(), timer: undefined, trying: false, again: false }
       this.pools.set(pool, q)
     }
     let w = q.waiters.get(userId)
@@ -160,6 +166,11 @@ export class WaitingRoom {
         case 'requeue':
           requeue.push(row.user_id)
           break
+        case 'gone':
+          // Its place lapsed (a heartbeat came too late): join again, at the end. Before it
+          // first joined, its own first try is still under way.
+          if (w.queued) requeue.push(row.user_id)
+          break
         case 'queued': {
           joined ||= !w.queued
           w.queued = true
@@ -180,11 +191,13 @@ export class WaitingRoom {
         }
         default:
           q!.waiters.delete(row.user_id)
+          // Granted in a turn that did not ask for it: its row is marked, not gone.
+          if (row.outcome === 'granted') void waiters.leave(this.deps.db, pool, row.user_id, this.node).catch(() => {})
           for (const req of w.requests) this.finish(req)
           for (const req of w.requests) req.resolve(row)
       }
     }
-    if (requeue.length > 0) this.deps.retry(pool, requeue)
+    if (requeue.length > 0) this.deps.retry(pool, requeue, true).catch(() => {})
     if (q !== undefined) this.schedule(pool, q, wakeAt)
     this.forgetIfEmpty(pool)
     return joined
@@ -290,8 +303,7 @@ export class WaitingRoom {
     // for good (apply() also gives back a lease it granted).
     const settled = this.sending.has(key) ? new Promise<void>((resolve) => { this.onIdle(key, resolve) }) : Promise.resolve()
     settled
-      .then(async () => { await waiters.leave(this.deps.db, pool, userId, this.node) })
-      .then(() => { this.deps.poke() }, () => {})
+      .then(async () => { await this.leaveNow(pool, userId) })
       .finally(() => { req.reject(err) })
   }
 
@@ -308,19 +320,41 @@ export class WaitingRoom {
 
   /** An answer for a waiter that left meanwhile: a lease goes back, a queue row goes. */
   private orphan (pool: string, row: DbGrant): void {
-    if (row.outcome === 'new') this.deps.giveBack(pool, row).catch(() => {})
+    if (row.outcome === 'new') this.deps.giveBack(pool, { tokenId: row.token_id!, userId: row.user_id }).catch(() => {})
     else if (row.outcome === 'queued') this.leave(pool, row.user_id)
   }
 
   private leave (pool: string, userId: string): void {
-    waiters.leave(this.deps.db, pool, userId, this.node).then(() => { this.deps.poke() }, () => {})
+    void this.leaveNow(pool, userId)
   }
 
+  /** Out of the queue; a lease another node granted it meanwhile goes back. */
+  private async leaveNow (pool: string, userId: string): Promise<void> {
+    try {
+      const granted = await waiters.leave(this.deps.db, pool, userId, this.node)
+      if (granted !== null) await this.deps.giveBack(pool, { tokenId: granted, userId })
+      this.deps.poke()
+    } catch {}
+  }
+
+  /** One try of a pool's waiters at a time; wake-ups meanwhile fold into one more. */
   private tryAgain (pool: string): void {
     const q = this.pools.get(pool)
     if (q === undefined) return
+    if (q.trying) {
+      q.again = true
+      return
+    }
     const users = [...q.waiters.keys()]
-    if (users.length > 0) this.deps.retry(pool, users)
+    if (users.length === 0) return
+    q.trying = true
+    this.deps.retry(pool, users, false).finally(() => {
+      q.trying = false
+      if (q.again && this.pools.get(pool) === q) {
+        q.again = false
+        this.tryAgain(pool)
+      }
+    })
   }
 
   private schedule (pool: string, q: PoolQueue, at: number | undefined): void {

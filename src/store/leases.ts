@@ -2,7 +2,7 @@ import type { Db } from './db.js'
 
 export interface DbGrant {
   user_id: string
-  outcome: 'new' | 'existing' | 'exhausted' | 'quota' | 'no_pool' | 'queued' | 'requeue'
+  outcome: 'new' | 'existing' | 'exhausted' | 'quota' | 'no_pool' | 'queued' | 'requeue' | 'gone' | 'granted'
   lease_id: number | null
   token_id: string | null
   started_at: Date | null
@@ -31,6 +31,8 @@ export interface DbEndedLease {
 
 export interface AllocateBatch {
   users: string[]
+  /** those of `users` that may be served as newcomers: all but waiters being tried again */
+  fresh: string[]
   /** those of `users` that may wait (rule 12) */
   queue: string[]
   /** this process, which keeps its queue rows alive */
@@ -44,8 +46,8 @@ export interface AllocateBatch {
 /** Allocates in one pool for many users in one transaction (tp_allocate); one row per distinct user. */
 export async function allocateMany (db: Db, pool: string, b: AllocateBatch): Promise<DbGrant[]> {
   return await db.query<DbGrant>(
-    'SELECT a.*, date_trunc(\'milliseconds\', clock_timestamp()) AS now FROM tp_allocate($1, $2::uuid[], $3::uuid[], $4::uuid, $5, $6) a',
-    [pool, b.users, b.queue, b.node, b.exclusive, b.aliveMs]
+    'SELECT a.*, date_trunc(\'milliseconds\', clock_timestamp()) AS now FROM tp_allocate($1, $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid, $6, $7) a',
+    [pool, b.users, b.fresh, b.queue, b.node, b.exclusive, b.aliveMs]
   )
 }
 

@@ -9,9 +9,14 @@ export async function heartbeat (db: Db, node: string, rows: Array<{ pool: strin
     [node, rows.map((r) => r.pool), rows.map((r) => r.user), aliveMs])
 }
 
-/** Takes a user's request on this node out of a pool's queue. */
-export async function leave (db: Db, pool: string, userId: string, node: string): Promise<void> {
-  await db.query('DELETE FROM waiters WHERE pool = $1 AND user_id = $2::uuid AND node = $3::uuid', [pool, userId, node])
+/**
+ * Takes a user's request on this node out of a pool's queue. Returns the token a turn on
+ * another node granted it meanwhile, if any: the caller gives that lease back.
+ */
+export async function leave (db: Db, pool: string, userId: string, node: string): Promise<string | null> {
+  const [row] = await db.query<{ granted_token: string | null }>(
+    'DELETE FROM waiters WHERE pool = $1 AND user_id = $2::uuid AND node = $3::uuid RETURNING granted_token', [pool, userId, node])
+  return row?.granted_token ?? null
 }
 
 /** Takes every request of this node out of every queue (shutdown). */

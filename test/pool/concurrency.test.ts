@@ -135,3 +135,17 @@ describeMultiConnection('several pools (nodes) racing on one PostgreSQL', () => 
     await verify(db, granted)
   })
 })
+
+describeEachBackend('ids in any case', (backend) => {
+  test('an upper-case user or token id is the same id', async (t) => {
+    const pool = new TokenPool(await testDb(t, backend), { ...options, defaultPool: { size: 2, lease_ttl_seconds: 60, lease_max_seconds: 600 } })
+    await pool.start()
+    t.after(async () => { await pool.stop() })
+    const user = randomUUID()
+    const lease = await pool.allocate(user.toUpperCase())
+    assert.equal(lease.userId, user)
+    assert.equal((await pool.allocate(user)).leaseId, lease.leaseId)
+    assert.equal((await pool.renew(lease.tokenId.toUpperCase(), user.toUpperCase())).leaseId, lease.leaseId)
+    assert.equal((await pool.release(lease.tokenId.toUpperCase(), user.toUpperCase())).leaseId, lease.leaseId)
+  })
+})

@@ -162,24 +162,36 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
     assert.equal(await waitingIn(pool), 0)
   })
 
-  test('nobody takes a token while an older waiter waits, and nobody evicts', async (t) => {
+  test('nobody takes a token while an older waiter waits, nobody evicts, and a dead node\'s waiters lapse', async (t) => {
     const { pool, db } = await build(t, backend, { poolSize: 2, onExhausted: 'evict_oldest', leaseTtlSeconds: 60 })
-    await pool.allocate(randomUUID())
-    // An older waiter on another node (a row kept alive by its heartbeat).
+    const holder = await pool.allocate(randomUUID())
+    // Older waiters on another node (rows kept alive by its heartbeat).
     const other = randomUUID()
-    await db.query(`INSERT INTO waiters (pool, user_id, place, node, alive_until)
-                    VALUES ('default', $1, nextval('waiter_places'), $2, clock_timestamp() + interval '1 hour')`, [randomUUID(), other])
-    // A token is free, but it is the older waiter's; evict_oldest evicts nobody while anyone waits.
+    const joinElsewhere = async (user: string) => await db.query(
+      `INSERT INTO waiters (pool, user_id, place, node, alive_until)
+       VALUES ('default', $1, nextval('waiter_places'), $2, clock_timestamp() + interval '1 hour')`, [user, other])
+    const first = randomUUID()
+    await joinElsewhere(first)
+    // A token is free, but it is the older waiter's: this turn grants it to that waiter (its
+    // node hands it over), and evict_oldest evicts nobody while anyone waits.
     await assert.rejects(pool.allocate(randomUUID()), { code: 'pool_exhausted' })
+    const [granted] = await db.query<{ granted_token: string }>('SELECT granted_token FROM waiters WHERE user_id = $1', [first])
+    const firstToken = await pool.get(granted!.granted_token)
+    assert.equal(firstToken.activeUsage?.userId, first)
+    assert.equal((await pool.get(holder.tokenId)).activeUsage?.userId, holder.userId)
+    await joinElsewhere(randomUUID())
     const w = watcher()
     const late = pool.allocate(randomUUID(), 'default', { waitSeconds: 20, onQueued: w.onQueued })
     late.catch(() => {})
-    assert.deepEqual(await w.queued, { position: 2, waiting: 2, estimatedGrantAt: null })
-    assert.equal((await pool.head('default')).active, 1)
-    // The other node dies: its row lapses and the newcomer moves up and gets the free token.
+    assert.deepEqual(await w.queued, { position: 2, waiting: 2, estimatedGrantAt: firstToken.activeUsage!.expiresAt })
+    // The other node dies: its rows lapse, the lease it was handed goes back, and the
+    // newcomer moves up and gets that token, evicting nobody.
     await db.query('UPDATE waiters SET alive_until = clock_timestamp() WHERE node = $1', [other])
     const lease = await late
+    assert.equal(lease.tokenId, firstToken.id)
     assert.equal(lease.evictedUserId, null)
+    const [ended] = (await pool.history(firstToken.id, 2, undefined)).usages.filter((u) => u.userId === first)
+    assert.equal(ended!.releaseReason, 'released')
   })
 
   test('the served-by time is the k-th earliest deadline, and is sent again when it changes', async (t) => {

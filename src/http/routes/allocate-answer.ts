@@ -41,7 +41,8 @@ export async function answerAllocate (pool: TokenPool, request: FastifyRequest, 
       },
     })
     if (gone.signal.aborted) {
-      if (queued && lease.isNew) await giveBack(pool, lease)
+      // It queued, so whatever lease it got was granted while it waited.
+      if (queued) await giveBack(pool, lease)
       return reply
     }
     if (stream === undefined) return { data: present.lease(lease, ask.viewer) }
