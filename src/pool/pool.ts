@@ -563,10 +563,8 @@ function checkSettings (s: PoolSettings): void {
 
 /** The answer to a waiter's submission that was dropped because nobody waits for it any more. */
 function gone (userId: string): leases.DbGrant {
-  return {
-    user_id: userId, outcome: 'gone', lease_id: null, token_id: null, started_at: null, expires_at: null, renewable_until: null,
-    evicted_user_id: null, retry_after_ms: null, position: null, waiting: null, estimated_grant_at: null, wake_at: null, now: new Date(),
-  }
+  const none = { lease_id: null, token_id: null, started_at: null, expires_at: null, renewable_until: null, evicted_user_id: null }
+  return { ...none, user_id: userId, outcome: 'gone', retry_after_ms: null, position: null, waiting: null, estimated_grant_at: null, wake_at: null, now: new Date() }
 }
 
 interface TokenUser {

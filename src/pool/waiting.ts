@@ -192,7 +192,7 @@ export class WaitingRoom {
         default:
           q!.waiters.delete(row.user_id)
           // Granted in a turn that did not ask for it: its row is marked, not gone.
-          if (row.outcome === 'granted') void waiters.leave(this.deps.db, pool, row.user_id, this.node).catch(() => {})
+          if (row.outcome === 'granted') waiters.leave(this.deps.db, pool, row.user_id, this.node).catch(() => {})
           for (const req of w.requests) this.finish(req)
           for (const req of w.requests) req.resolve(row)
       }
@@ -325,7 +325,7 @@ export class WaitingRoom {
   }
 
   private leave (pool: string, userId: string): void {
-    void this.leaveNow(pool, userId)
+    this.leaveNow(pool, userId).catch(() => {})
   }
 
   /** Out of the queue; a lease another node granted it meanwhile goes back. */
