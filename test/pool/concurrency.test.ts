@@ -149,3 +149,60 @@ describeEachBackend('ids in any case', (backend) => {
     assert.equal((await pool.release(lease.tokenId.toUpperCase(), user.toUpperCase())).leaseId, lease.leaseId)
   })
 })
+
+describeEachBackend('two nodes, every operation at once', (backend) => {
+  test('a cooldown set through one node holds on the other, to its end', async (t) => {
+    const db = await testDb(t, backend)
+    const settings = { defaultPool: { size: 1, lease_ttl_seconds: 60, on_exhausted: 'reject' as const }, sweepIntervalMs: 0 }
+    const a = new TokenPool(db, settings)
+    const b = new TokenPool(db, settings)
+    await a.start()
+    t.after(async () => { await a.stop(); await b.stop() })
+    const [token] = (await a.list()).tokens
+    const { token: cooling } = await a.cooldown(token!.id, null, 0.3)
+    await assert.rejects(b.allocate(randomUUID()), { code: 'pool_exhausted' })
+    // Waiting on the other node: served when the cooldown ends, not before.
+    const lease = await b.allocate(randomUUID(), 'default', { waitSeconds: 5 })
+    assert.ok(lease.startedAt >= cooling.coolingUntil!, `${lease.startedAt.toISOString()} ≥ ${cooling.coolingUntil!.toISOString()}`)
+  })
+
+  test('allocations (waiting or not), renewals, cooldowns, releases, disables and clears from 30 users on two nodes leave no overlap', async (t) => {
+    const db = await testDb(t, backend)
+    const settings = { defaultPool: { size: 4, lease_ttl_seconds: 0.5, lease_max_seconds: 2, on_exhausted: 'reject' as const, max_wait_seconds: 5 }, sweepIntervalMs: 0 }
+    const nodes = [new TokenPool(db, settings), new TokenPool(db, settings)]
+    await nodes[0]!.start()
+    t.after(async () => { for (const n of nodes) await n.stop() })
+    const tokenIds = (await nodes[0]!.list()).tokens.map((x) => x.id)
+    const answered = new Map<string, number>()
+    const count = (what: string) => { answered.set(what, (answered.get(what) ?? 0) + 1) }
+    // A fixed script per user (no randomness): each one mixes the operations differently.
+    await Promise.all(Array.from({ length: 30 }, async (_, i) => {
+      const node = nodes[i % 2]!
+      const user = randomUUID()
+      for (let step = 0; step < 6; step++) {
+        const kind = (i + step) % 6
+        try {
+          if (kind === 5) {
+            if (i % 10 === 0) await node.clear()
+            else await node.disable(tokenIds[i % 4]!, 'mix').then(async () => await node.enable(tokenIds[i % 4]!))
+            count(i % 10 === 0 ? 'clear' : 'disable/enable')
+            continue
+          }
+          const lease = await node.allocate(user, 'default', { waitSeconds: kind % 2 === 0 ? 1 : 0 })
+          count('allocated')
+          if (kind === 1) await node.renew(lease.tokenId, user).then(() => { count('renewed') })
+          else if (kind === 2) await node.cooldown(lease.tokenId, user, 0.05).then(() => { count('cooled') })
+          else if (kind === 3) await node.release(lease.tokenId, user).then(() => { count('released') })
+        } catch (err) {
+          // Refusals are answers; anything else fails the test.
+          const code = (err as { code?: string }).code
+          assert.ok(['pool_exhausted', 'not_holder', 'renewal_limit'].includes(code ?? ''), String(err))
+          count(code!)
+        }
+      }
+    }))
+    assert.ok((answered.get('allocated') ?? 0) > 10, JSON.stringify([...answered]))
+    await verify(db, [])
+    assert.equal((await nodes[0]!.head('default')).waiting, 0)
+  })
+})
