@@ -9,16 +9,16 @@ export const pools = {
   run: remote('pools', {
     usage: 'pools',
     summary,
-    details: 'TTL and MAX are lease_ttl_seconds and lease_max_seconds; WINDOW is usage_window_hours.\n' +
-      'With --json, waiting is how many users wait in each pool\'s queue now (rule 12).',
+    details: 'TTL and MAX are lease_ttl_seconds and lease_max_seconds; WINDOW is usage_window_hours;\n' +
+      'WAITING is how many users wait in the pool\'s queue now (rule 12).',
     run: async ({ client }) => {
       const all = await client.pools()
       const rows = all.map((p) => [
         p.name, String(p.size), `${p.lease_ttl_seconds}s`, `${p.lease_max_seconds}s`, `${p.usage_window_hours}h`, p.on_exhausted,
         p.user_quota === null ? '-' : String(p.user_quota),
-        String(p.active), String(p.available), String(p.cooling), String(p.disabled),
+        String(p.active), String(p.available), String(p.cooling), String(p.disabled), String(p.waiting),
       ])
-      const header = ['POOL', 'SIZE', 'TTL', 'MAX', 'WINDOW', 'ON EXHAUSTED', 'QUOTA', 'ACTIVE', 'AVAILABLE', 'COOLING', 'DISABLED']
+      const header = ['POOL', 'SIZE', 'TTL', 'MAX', 'WINDOW', 'ON EXHAUSTED', 'QUOTA', 'ACTIVE', 'AVAILABLE', 'COOLING', 'DISABLED', 'WAITING']
       return { json: all, text: table(header, rows) }
     },
   }),
