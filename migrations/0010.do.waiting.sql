@@ -67,6 +67,31 @@ LANGUAGE sql STABLE AS $$
    WHERE w.pool = p_pool AND w.alive_until > p_now AND w.granted_token IS NULL
 $$;
 
+-- Takes p_user's request on p_node out of p_pool's queue, in turn (a turn that read the
+-- queue before is over, so its grant is on the row). A token a turn granted it meanwhile
+-- goes back at once; returns whether one did.
+CREATE FUNCTION tp_leave(p_pool text, p_user uuid, p_node uuid) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_token uuid;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtextextended('turns ' || p_pool, 7412));
+  DELETE FROM waiters w WHERE w.pool = p_pool AND w.user_id = p_user AND w.node = p_node
+  RETURNING w.granted_token INTO v_token;
+  IF v_token IS NULL THEN
+    RETURN false;
+  END IF;
+  PERFORM tp_release(v_token, p_user);
+  RETURN true;
+END $$;
+
+-- Every request of p_node leaves every queue (the node stops).
+CREATE FUNCTION tp_leave_all(p_node uuid) RETURNS integer
+LANGUAGE sql AS $$
+  SELECT count(*) FILTER (WHERE tp_leave(w.pool, w.user_id, w.node))::int
+    FROM (SELECT DISTINCT pool, user_id, node FROM waiters WHERE node = p_node ORDER BY pool, user_id) w
+$$;
+
 -- Takes the rows of nodes that stopped heartbeating out of p_pool's queue; a lease
 -- granted to one of them meanwhile goes back at once (its caller is gone with its node).
 CREATE FUNCTION tp_forget_dead_waiters(p_pool text, p_now timestamptz) RETURNS void

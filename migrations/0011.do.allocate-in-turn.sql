@@ -18,8 +18,8 @@ DROP FUNCTION tp_allocate(text, uuid[]);
 --
 -- outcome: 'new' | 'existing' | 'exhausted' | 'quota' (with retry_after_ms) | 'no_pool'
 --   | 'queued': waiting, with its position, the number waiting, its served-by time
---     (estimated_grant_at), when its node should try again (wake_at: the next deadline,
---     or a node ahead that may be dead) and retry_after_ms for a time-out
+--     (estimated_grant_at), when its node should try again (wake_at: the next deadline)
+--     and retry_after_ms for a time-out
 --   | 'requeue': only without p_exclusive, for a p_queue user that would wait or meets
 --     a queue: the caller runs it again with p_exclusive.
 --   | 'gone': a user tried again that is not in the queue any more
@@ -136,13 +136,14 @@ BEGIN
   END IF;
 
   -- Rule 14: a user at its quota for this window gets no new lease, and does not queue.
+  -- Checked when a request arrives: a waiter already in the queue passed it.
   IF v_pool.user_quota IS NOT NULL AND cardinality(v_new) > 0 THEN
     SELECT coalesce(array_agg(x), '{}') INTO v_refused
       FROM unnest(v_new) x
       JOIN user_window_leases q ON q.pool = p_pool AND q.user_id = x
-     WHERE q.window_started_at = v_window AND q.leases >= v_pool.user_quota;
+     WHERE q.window_started_at = v_window AND q.leases >= v_pool.user_quota AND x <> ALL (v_queue);
     IF v_pool.user_quota = 0 THEN
-      v_refused := v_new;
+      SELECT coalesce(array_agg(x), '{}') INTO v_refused FROM unnest(v_new) x WHERE x <> ALL (v_queue);
     END IF;
     IF cardinality(v_refused) > 0 THEN
       RETURN QUERY
@@ -197,13 +198,14 @@ BEGIN
     -- Only this batch's users can be answered: nobody after the last of them needs a token now.
     SELECT max(array_position(v_order, x)) INTO v_granted FROM unnest(v_new) x;
     v_order := v_order[1:v_granted];
-    SELECT * INTO v_tokens, v_prior FROM tp_pick(p_pool, v_window, v_now, cardinality(v_order));
-    v_free := cardinality(v_tokens);
-    v_order := v_order[1:v_free];
-    -- A waiter of another node that got a lease some other way is not granted a second.
+    -- A waiter of another node that got a lease some other way is not granted a second
+    -- (nor does it take a token from those behind).
     SELECT coalesce(array_agg(x ORDER BY i), '{}') INTO v_order FROM unnest(v_order) WITH ORDINALITY o(x, i)
      WHERE x = ANY (v_new) OR NOT EXISTS (SELECT 1 FROM usages u WHERE u.pool = p_pool AND u.user_id = x
                                            AND u.released_at IS NULL AND u.expires_at > v_now);
+    SELECT * INTO v_tokens, v_prior FROM tp_pick(p_pool, v_window, v_now, cardinality(v_order));
+    v_free := cardinality(v_tokens);
+    v_order := v_order[1:v_free];
     v_granted := cardinality(v_order);
     IF v_granted > 0 THEN
       SELECT array_agg(g.user_id), array_agg(g.lease_id), array_agg(g.token_id), array_agg(g.started_at),
@@ -218,6 +220,10 @@ BEGIN
       UPDATE waiters w SET granted_token = g.t
         FROM unnest(v_g_users, v_g_tokens) g(u, t)
        WHERE w.pool = p_pool AND w.user_id = g.u AND g.u <> ALL (v_new);
+      -- A user of this batch that also waits on another node: answered here, it waits there
+      -- no more (that node's next try finds the lease).
+      DELETE FROM waiters w WHERE w.pool = p_pool AND w.node <> p_node AND w.user_id = ANY (v_g_users)
+         AND w.user_id = ANY (v_new);
     END IF;
     SELECT coalesce(array_agg(x), '{}') INTO v_left FROM unnest(v_new) x WHERE x <> ALL (v_order);
   END IF;

@@ -15,6 +15,7 @@ import * as pools from '../store/pools.js'
 import { translateDbError, withRetry } from '../store/sqlstate.js'
 import * as tokens from '../store/tokens.js'
 import * as usages from '../store/usages.js'
+import * as waiters from '../store/waiters.js'
 import { Batcher } from './batcher.js'
 import { CommitHint } from './commit-hint.js'
 import { ALIVE_MS, WaitingRoom, type WaitOptions } from './waiting.js'
@@ -304,7 +305,11 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
       }
     }
     const joined = rows.length > 0 &&
-      this.waiting.apply(pool, rows, { waiters: new Set(queue), waiterOnly: new Set(queue.filter((u) => !plain.has(u))) }, rows[0]!.now)
+      this.waiting.apply(pool, rows, {
+        waiters: new Set(queue),
+        waiterOnly: new Set(queue.filter((u) => !plain.has(u))),
+        retried: new Set(queue.filter((u) => !fresh.includes(u))),
+      }, rows[0]!.now)
     // New leases (or ends of ones that ran out) and new waiters are news for the other nodes.
     if (joined || rows.some((r) => r.outcome === 'new' || r.outcome === 'granted')) this.hint.poke()
     return new Map([...skipped, ...rows.map((r) => [r.user_id, r] as const)])
@@ -377,6 +382,8 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     await this.checkPoolOf(tokenId, pool)
     const row = await withRetry(async () => await health.label(this.db, tokenId, text))
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
+    // It held the token's row for a moment, which a turn skips: waiters look again.
+    this.hint.poke()
     return await this.get(tokenId)
   }
 
@@ -505,6 +512,8 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
       while (await pools.forgetOldCounts(this.db, name, FORGET_STEP) === FORGET_STEP);
     }
     await prune(this.db, KEEP_EVENTS)
+    // Rows of dead nodes go even when nobody else waits (what was granted to them, back).
+    await waiters.forgetDead(this.db)
     return rows.length
   }
 

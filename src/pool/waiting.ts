@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { PoolError } from '../domain/errors.js'
 import type { Db } from '../store/db.js'
 import { currentSchema, EVENTS_CHANNEL } from '../store/events.js'
@@ -145,7 +146,7 @@ export class WaitingRoom {
    * granted to nobody left is given back).
    * Returns whether anyone joined the queue.
    */
-  apply (pool: string, rows: DbGrant[], asked: { waiters: Set<string>, waiterOnly: Set<string> }, dbNow: Date): boolean {
+  apply (pool: string, rows: DbGrant[], asked: { waiters: Set<string>, waiterOnly: Set<string>, retried: Set<string> }, dbNow: Date): boolean {
     const q = this.pools.get(pool)
     let wakeAt: number | undefined
     let joined = false
@@ -155,7 +156,7 @@ export class WaitingRoom {
       const w = q?.waiters.get(row.user_id)
       if (w === undefined || w.requests.size === 0) {
         // Nobody here waits for this answer any more: the waiter left while it was decided.
-        if (asked.waiterOnly.has(row.user_id)) this.orphan(pool, row)
+        if (asked.waiterOnly.has(row.user_id)) this.orphan(pool, row, asked.retried.has(row.user_id))
         continue
       }
       // An answer to this user's request that does not wait says nothing to its waiting
@@ -192,13 +193,14 @@ export class WaitingRoom {
         default:
           q!.waiters.delete(row.user_id)
           // Granted in a turn that did not ask for it: its row is marked, not gone.
-          if (row.outcome === 'granted') waiters.leave(this.deps.db, pool, row.user_id, this.node).catch(() => {})
+          if (row.outcome === 'granted') waiters.handedOver(this.deps.db, pool, row.user_id, this.node).catch(() => {})
           for (const req of w.requests) this.finish(req)
           for (const req of w.requests) req.resolve(row)
       }
     }
     if (requeue.length > 0) this.deps.retry(pool, requeue, true).catch(() => {})
-    if (q !== undefined) this.schedule(pool, q, wakeAt)
+    // A batch that names no deadline (a refusal, a lease) leaves the one already set.
+    if (q !== undefined && wakeAt !== undefined) this.schedule(pool, q, wakeAt)
     this.forgetIfEmpty(pool)
     return joined
   }
@@ -276,6 +278,8 @@ export class WaitingRoom {
       this.pools.delete(pool)
     }
     this.stop()
+    // Batches still in the database answer first (a grant goes back through apply()).
+    for (let i = 0; i < 500 && this.sending.size > 0; i++) await sleep(10)
     await waiters.leaveAll(this.deps.db, this.node).catch(() => {})
     const unlisten = await this.unlisten?.catch(() => undefined)
     await unlisten?.().catch(() => {})
@@ -318,21 +322,24 @@ export class WaitingRoom {
     req.unlink()
   }
 
-  /** An answer for a waiter that left meanwhile: a lease goes back, a queue row goes. */
-  private orphan (pool: string, row: DbGrant): void {
-    if (row.outcome === 'new') this.deps.giveBack(pool, { tokenId: row.token_id!, userId: row.user_id }).catch(() => {})
-    else if (row.outcome === 'queued') this.leave(pool, row.user_id)
+  /**
+   * An answer for a waiter that left meanwhile: a lease granted to it goes back (for a
+   * waiter tried again, a lease it holds was granted while it waited), a queue row goes.
+   */
+  private orphan (pool: string, row: DbGrant, retried: boolean): void {
+    if (row.outcome === 'new' || (row.outcome === 'existing' && retried)) {
+      this.deps.giveBack(pool, { tokenId: row.token_id!, userId: row.user_id }).catch(() => {})
+    } else if (row.outcome === 'queued') this.leave(pool, row.user_id)
   }
 
   private leave (pool: string, userId: string): void {
     this.leaveNow(pool, userId).catch(() => {})
   }
 
-  /** Out of the queue; a lease another node granted it meanwhile goes back. */
+  /** Out of the queue, in turn; a lease a turn granted it meanwhile goes back (in the database). */
   private async leaveNow (pool: string, userId: string): Promise<void> {
     try {
-      const granted = await waiters.leave(this.deps.db, pool, userId, this.node)
-      if (granted !== null) await this.deps.giveBack(pool, { tokenId: granted, userId })
+      await waiters.leave(this.deps.db, pool, userId, this.node)
       this.deps.poke()
     } catch {}
   }
@@ -383,7 +390,11 @@ export class WaitingRoom {
     this.unlisten ??= (async () => {
       const schema = await currentSchema(this.deps.db)
       return await this.deps.db.listen(EVENTS_CHANNEL, (payload) => { if (payload === schema) this.wake() }, () => { this.wake() })
-    })().catch(() => undefined)
+    })().catch(() => {
+      // The next waiter tries again; meanwhile the poll wakes everyone.
+      this.unlisten = undefined
+      return undefined
+    })
   }
 
   private stop (): void {

@@ -25,7 +25,7 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
         body: CooldownBody,
         response: { 200: CooldownResult, ...errors(400, 401, 404, 409, 413, 415, 422, 429, 503) },
       },
-    }, async (request) => {
+    }, async (request, reply) => {
       const tokenId = tokenIdOf(request.params)
       const userId = request.body.user_id?.toLowerCase()
       if (userId === undefined) {
@@ -46,11 +46,24 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
       let lease = null
       let leaseError = null
       if (request.body.reallocate === true && userId !== undefined) {
+        // A caller that hangs up while its new lease waits leaves the queue; one granted as it
+        // went goes back (rule 12).
+        const gone = new AbortController()
+        const onClose = () => { if (!reply.raw.writableEnded) gone.abort() }
+        reply.raw.on('close', onClose)
         try {
-          lease = present.lease(await pool.allocate(userId, token.pool, { waitSeconds }), viewer)
+          const next = await pool.allocate(userId, token.pool, { waitSeconds, signal: gone.signal })
+          if (gone.signal.aborted) {
+            await pool.release(next.tokenId, userId, next.pool).catch(() => {})
+            return reply
+          }
+          lease = present.lease(next, viewer)
         } catch (err) {
+          if (gone.signal.aborted) return reply
           if (!(err instanceof PoolError)) throw err
           leaseError = { code: err.code, message: err.message, details: err.details }
+        } finally {
+          reply.raw.off('close', onClose)
         }
       }
       return {

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { TokenPool } from '../../src/pool/pool.js'
+import type { Db, Session } from '../../src/store/db.js'
+import * as waiters from '../../src/store/waiters.js'
+import { build, defaultPool } from '../helpers/app.js'
+import { describeEachBackend, describeMultiConnection } from '../helpers/db.js'
+
+/** One connection held open, for statements the test runs between the pool's. */
+function session (db: Db): { s: Promise<Session>, end: () => Promise<void> } {
+  let run!: (s: Session) => void
+  const got = new Promise<Session>((resolve) => { run = resolve })
+  let done!: () => void
+  const finished = new Promise<void>((resolve) => { done = resolve })
+  const held = db.withSession(async (s) => { run(s); await finished })
+  return { s: got, end: async () => { done(); await held } }
+}
+
+async function openLeases (db: Db, user: string): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM usages WHERE user_id = $1 AND released_at IS NULL AND expires_at > clock_timestamp()', [user])
+  return row!.n
+}
+
+async function until (what: () => Promise<boolean>, label: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await what()) return
+    await sleep(10)
+  }
+  assert.fail(`never happened: ${label}`)
+}
+
+function queuedSignal () {
+  let queued!: () => void
+  const promise = new Promise<void>((resolve) => { queued = resolve })
+  return { promise, onQueued: () => { queued() } }
+}
+
+// Races found in review, each forced by holding a lock where the race would fall.
+describeMultiConnection('waiting: races between a turn and a waiter leaving', () => {
+  test('a waiter that leaves while another node\'s turn grants it gets the lease given back, not held by nobody', async (t) => {
+    const { pool, db } = await build(t, 'postgres', { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60, userQuota: 5 })
+    const x = randomUUID()
+    const first = await pool.allocate(x)
+    await pool.release(first.tokenId, x)
+    // x waits on another node; the token frees.
+    const otherNode = randomUUID()
+    await db.query(`INSERT INTO waiters (pool, user_id, place, node, alive_until)
+                    VALUES ('default', $1, nextval('waiter_places'), $2, clock_timestamp() + interval '1 hour')`, [x, otherNode])
+    // A plain request's turn grants x, stalled inside the grant (x's quota row is locked).
+    const lock = session(db)
+    const s = await lock.s
+    await s.query('BEGIN')
+    await s.query('SELECT * FROM user_window_leases WHERE user_id = $1 FOR UPDATE', [x])
+    const plain = pool.allocate(randomUUID()).catch((err: { code?: string }) => err.code)
+    await until(async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype IN ('tuple', 'transactionid')"))[0]!.n > 0, 'the turn waits inside the grant')
+    // x's node: x times out and leaves. Leaving takes the turn, so it waits for this one.
+    const left = waiters.leave(db, 'default', x, otherNode)
+    await s.query('COMMIT')
+    await lock.end()
+    assert.equal(await plain, 'pool_exhausted')
+    assert.equal(await left, true, 'leaving gave back the lease the turn granted')
+    assert.equal(await openLeases(db, x), 0)
+    assert.equal((await pool.head('default')).available, 1)
+  })
+
+  test('a waiter that leaves while its own try is in the database, after another node granted it, gets the lease given back', async (t) => {
+    const { pool, db } = await build(t, 'postgres', { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 })
+    const node2 = new TokenPool(db, { defaultPool: defaultPool({ poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 }), sweepIntervalMs: 0 })
+    t.after(async () => { await node2.stop() })
+    const holder = await pool.allocate(randomUUID())
+    const x = randomUUID()
+    const gone = new AbortController()
+    const q = queuedSignal()
+    const answer = node2.allocate(x, 'default', { waitSeconds: 20, signal: gone.signal, onQueued: q.onQueued }).catch((err: Error) => err.message)
+    await q.promise
+    // Hold the turn, so node 2's next try waits in the database.
+    const lock = session(db)
+    const s = await lock.s
+    await s.query("SELECT pg_advisory_lock(hashtextextended('turns default', 7412))")
+    await db.query('SELECT tp_release($1, $2)', [holder.tokenId, holder.userId])
+    // What another node's turn does: grant x and mark its row.
+    await s.query('SELECT tp_grant(p, tp_window(\'default\'), ARRAY[$1::uuid], ARRAY[$2::uuid], ARRAY[NULL::bigint]) FROM pools p WHERE name = \'default\'', [x, holder.tokenId])
+    await s.query('UPDATE waiters SET granted_token = $2 WHERE user_id = $1', [x, holder.tokenId])
+    await until(async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))[0]!.n > 0, 'node 2 tries again')
+    gone.abort()
+    await s.query("SELECT pg_advisory_unlock(hashtextextended('turns default', 7412))")
+    await lock.end()
+    assert.equal(await answer, 'the caller went away')
+    await until(async () => await openLeases(db, x) === 0, 'the lease x was granted goes back')
+  })
+
+  test('a node that stops gives back what another node\'s turn granted its waiters', async (t) => {
+    const { pool, db } = await build(t, 'postgres', { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 })
+    const node2 = new TokenPool(db, { defaultPool: defaultPool({ poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 }), sweepIntervalMs: 0 })
+    const holder = await pool.allocate(randomUUID())
+    const x = randomUUID()
+    const q = queuedSignal()
+    const answer = node2.allocate(x, 'default', { waitSeconds: 20, onQueued: q.onQueued }).catch((err: { code?: string }) => err.code)
+    await q.promise
+    // Another node's turn grants x (with no notification, so node 2 has not handed it over).
+    await db.query('SELECT tp_release($1, $2)', [holder.tokenId, holder.userId])
+    const other = randomUUID()
+    await db.query("SELECT * FROM tp_allocate('default', ARRAY[$1::uuid], ARRAY[$1::uuid], '{}', $2, false, 5000)", [randomUUID(), other])
+    const [row] = await db.query<{ granted_token: string | null }>('SELECT granted_token FROM waiters WHERE user_id = $1', [x])
+    assert.equal(row?.granted_token, holder.tokenId)
+    await node2.stop()
+    assert.equal(await answer, 'unavailable')
+    assert.equal(await openLeases(db, x), 0)
+  })
+})
+
+describeEachBackend('waiting: the deadline timer', (backend) => {
+  test('a refusal on the node just before an expiry does not delay the waiter served at it', async (t) => {
+    const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 1 })
+    const holder = await pool.allocate(randomUUID())
+    const q = queuedSignal()
+    const waiting = pool.allocate(randomUUID(), 'default', { waitSeconds: 5, onQueued: q.onQueued })
+    await q.promise
+    await sleep(Math.max(0, holder.expiresAt.getTime() - Date.now() - 150))
+    await assert.rejects(pool.allocate(randomUUID()), { code: 'pool_exhausted' })
+    const lease = await waiting
+    // The 1 s poll would serve it up to a second late.
+    assert.ok(lease.startedAt.getTime() - holder.expiresAt.getTime() < 300, `served ${lease.startedAt.getTime() - holder.expiresAt.getTime()} ms after the expiry`)
+  })
+})
