@@ -14,7 +14,7 @@ interface Doc {
 
 const openapi = async (app: App) => (await app.inject('/openapi.json')).json() as Doc
 
-/** The contract's routes (../shared/API.md), with the path as OpenAPI spells it. */
+/** The routes users are promised (docs/api.md), with the path as OpenAPI spells it. */
 const CONTRACT_ROUTES = [
   'POST /api/tokens/allocate', 'POST /api/tokens/activate', 'POST /api/tokens/{token_id}/release', 'GET /api/tokens',
   'GET /api/tokens/{token_id}', 'GET /api/tokens/{token_id}/history', 'POST /api/tokens/clear', 'GET /api/stats',
