@@ -160,8 +160,9 @@ export class WaitingRoom {
         continue
       }
       // An answer to this user's request that does not wait says nothing to its waiting
-      // ones, unless it is a lease (theirs too now) or the pool is gone.
-      if (!asked.waiters.has(row.user_id) && row.outcome !== 'new' && row.outcome !== 'existing' && row.outcome !== 'no_pool') continue
+      // ones, unless it is a lease (theirs too now: granted in this turn for it, or for a
+      // waiter this batch did not ask about) or the pool is gone.
+      if (!asked.waiters.has(row.user_id) && !['new', 'existing', 'granted', 'no_pool'].includes(row.outcome)) continue
       w.lastError = undefined
       switch (row.outcome) {
         case 'requeue':
