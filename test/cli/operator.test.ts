@@ -251,7 +251,7 @@ for (const backend of ['pglite', 'postgres'] as const) {
       const table = cli(['pools', '--url', url])
       assert.equal(table.code, 0, table.stderr)
       assert.match(table.stdout, /^POOL +SIZE +TTL +MAX +WINDOW +ON EXHAUSTED +QUOTA +ACTIVE +AVAILABLE +COOLING +DISABLED +WAITING\n/)
-      assert.match(table.stdout, /^keys +3 +30s +600s +24h +reject +50 +0 +3 +0 +0$/m)
+      assert.match(table.stdout, /^keys +3 +30s +600s +24h +reject +50 +0 +3 +0 +0 +0$/m)
 
       await client.pool('keys').allocate(randomUUID())
       const busy = cli(['pool', 'delete', 'keys', '--url', url], admin)
