@@ -65,6 +65,9 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   /** group commit for releases and renewals, as for allocations: one transaction per batch, one event per change */
   private readonly releases: Batcher<leases.DbRelease, TokenUser>
   private readonly renewals: Batcher<leases.DbRenewal, TokenUser>
+  /** group commit for cooldowns, disables and enables; every request its own key */
+  private readonly healthChanges: Batcher<health.DbHealthChange, health.HealthChange>
+  private healthRequests = 0
   private sweepTimer: NodeJS.Timeout | undefined
   readonly defaultSettings: PoolSettings
 
@@ -96,6 +99,10 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
       if (renewed.length > 0) this.hint.poke()
       for (const r of renewed) this.emit('change', { type: 'renewed', lease: renewedLease(r) })
       return new Map(rows.map((r) => [`${r.token_id} ${r.user_id}`, r]))
+    }, 256, inFlight, MAX_QUEUED)
+    this.healthChanges = new Batcher(async (asks) => {
+      const rows = await withRetry(async () => await health.changeMany(db, asks.map((a) => a.item)))
+      return new Map(asks.map((a, i) => [a.key, rows[i]!]))
     }, 256, inFlight, MAX_QUEUED)
     // A change made here may free a token for a waiter here.
     this.on('change', (e) => { this.waiting.wake(poolOfEvent(e)) })
@@ -352,7 +359,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   /** By the holder (userId) or an admin (userId null): ends the lease, if any, and cools the token. */
   async cooldown (tokenId: string, userId: string | null, seconds: number, pool?: string): Promise<{ token: TokenView, endedLease: EndedLease | null }> {
     await this.checkPoolOf(tokenId, pool)
-    const row = await withRetry(async () => await health.cooldown(this.db, tokenId, userId, seconds))
+    const row = await this.healthChange({ kind: 'cooldown', tokenId, userId, seconds })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
     if (row.outcome === 'not_holder') throw notHolder(tokenId, userId ?? '')
     if (row.outcome === 'token_disabled') throw new PoolError('token_disabled', 'The token is disabled; enable it first.', { details: { token_id: tokenId } })
@@ -366,14 +373,14 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
 
   async disable (tokenId: string, reason: string | null, pool?: string): Promise<{ token: TokenView, endedLease: EndedLease | null }> {
     await this.checkPoolOf(tokenId, pool)
-    const row = await withRetry(async () => await health.disable(this.db, tokenId, reason))
+    const row = await this.healthChange({ kind: 'disable', tokenId, reason })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
     return await this.healthChanged('disabled', tokenId, row, 'disabled')
   }
 
   async enable (tokenId: string, pool?: string): Promise<TokenView> {
     await this.checkPoolOf(tokenId, pool)
-    const row = await withRetry(async () => await health.enable(this.db, tokenId))
+    const row = await this.healthChange({ kind: 'enable', tokenId })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
     return (await this.healthChanged('enabled', tokenId, row, 'disabled')).token
   }
@@ -385,6 +392,10 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     // It held the token's row for a moment, which a turn skips: waiters look again.
     this.hint.poke()
     return await this.get(tokenId)
+  }
+
+  private async healthChange (change: health.HealthChange): Promise<health.DbHealthChange> {
+    return await this.healthChanges.submit(String(++this.healthRequests), change)
   }
 
   private async healthChanged (type: 'cooling' | 'disabled' | 'enabled', tokenId: string, row: health.DbHealthChange, reason: ReleaseReason) {

@@ -12,20 +12,23 @@ export interface DbHealthChange {
   released_at?: Date | null
 }
 
-/** By the holder (userId) or an admin (null). */
-export async function cooldown (db: Db, tokenId: string, userId: string | null, seconds: number): Promise<DbHealthChange> {
-  const [row] = await db.query<DbHealthChange>('SELECT * FROM tp_cooldown($1::uuid, $2::uuid, $3)', [tokenId, userId, seconds])
-  return row!
-}
+/** A cooldown (by the holder, or an admin with userId null), a disable or an enable of one token. */
+export type HealthChange =
+  | { kind: 'cooldown', tokenId: string, userId: string | null, seconds: number }
+  | { kind: 'disable', tokenId: string, reason: string | null }
+  | { kind: 'enable', tokenId: string }
 
-export async function disable (db: Db, tokenId: string, reason: string | null): Promise<DbHealthChange> {
-  const [row] = await db.query<DbHealthChange>('SELECT * FROM tp_disable($1::uuid, $2)', [tokenId, reason])
-  return row!
-}
-
-export async function enable (db: Db, tokenId: string): Promise<DbHealthChange> {
-  const [row] = await db.query<DbHealthChange>('SELECT * FROM tp_enable($1::uuid)', [tokenId])
-  return row!
+/** Many health changes in one transaction (tp_health_many); one row per change, in the order given. */
+export async function changeMany (db: Db, changes: HealthChange[]): Promise<DbHealthChange[]> {
+  const rows = await db.query<DbHealthChange & { i: number }>('SELECT * FROM tp_health_many($1::text[], $2::uuid[], $3::uuid[], $4::float8[], $5::text[])', [
+    changes.map((c) => c.kind),
+    changes.map((c) => c.tokenId),
+    changes.map((c) => (c.kind === 'cooldown' ? c.userId : null)),
+    changes.map((c) => (c.kind === 'cooldown' ? c.seconds : null)),
+    changes.map((c) => (c.kind === 'disable' ? c.reason : null)),
+  ])
+  const byIndex = new Map(rows.map((r) => [r.i, r]))
+  return changes.map((_, i) => byIndex.get(i + 1)!)
 }
 
 export async function label (db: Db, tokenId: string, text: string | null): Promise<DbHealthChange> {

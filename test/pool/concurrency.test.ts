@@ -31,6 +31,32 @@ async function verify (db: Parameters<typeof overlaps>[0], granted: Lease[]) {
 }
 
 describeEachBackend('hundreds of concurrent allocations on a small pool', (backend) => {
+  test('concurrent cooldowns, disables and enables share transactions, each with its own answer and event', async (t) => {
+    const pool = new TokenPool(await testDb(t, backend), { ...options, defaultPool: { size: 12, lease_ttl_seconds: 60 } })
+    await pool.start()
+    t.after(async () => { await pool.stop() })
+    const leases = await Promise.all(Array.from({ length: 8 }, async () => await pool.allocate(randomUUID())))
+    const free = (await pool.list()).tokens.filter((x) => x.status === 'available').map((x) => x.id)
+    const events: PoolEvent[] = []
+    pool.on('change', (e) => { events.push(e) })
+    const outcomes = await Promise.allSettled([
+      ...leases.slice(0, 4).map(async (l) => await pool.cooldown(l.tokenId, l.userId, 30)),
+      ...leases.slice(4, 6).map(async (l) => await pool.disable(l.tokenId, 'revoked')),
+      pool.cooldown(leases[6]!.tokenId, randomUUID(), 30),
+      pool.disable(free[0]!, null).then(async () => await pool.enable(free[0]!)),
+      pool.cooldown(free[1]!, null, 99_999),
+    ])
+    assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected'])
+    assert.equal((outcomes[6] as PromiseRejectedResult).reason.code, 'not_holder')
+    assert.equal((outcomes[8] as PromiseRejectedResult).reason.code, 'validation_failed')
+    for (const o of outcomes.slice(0, 4)) assert.equal((o as PromiseFulfilledResult<{ endedLease: { releaseReason: string } }>).value.endedLease.releaseReason, 'cooldown')
+    const head = await pool.head('default')
+    assert.deepEqual([head.cooling, head.disabled, head.active], [4, 2, 2])
+    assert.equal(events.filter((e) => e.type === 'cooling').length, 4)
+    assert.equal(events.filter((e) => e.type === 'released').length, 6)
+    assert.equal((await pool.get(free[0]!)).status, 'available')
+  })
+
   test('concurrent releases and renewals share transactions, and each still gets its own answer and one event', async (t) => {
     const pool = new TokenPool(await testDb(t, backend), { ...options, defaultPool: { size: 40, lease_ttl_seconds: 60, lease_max_seconds: 600 } })
     await pool.start()
