@@ -100,13 +100,18 @@ describeMultiConnection('waiting: races between a turn and a waiter leaving', ()
     const q = queuedSignal()
     const answer = node2.allocate(x, 'default', { waitSeconds: 20, onQueued: q.onQueued }).catch((err: { code?: string }) => err.code)
     await q.promise
-    // Another node's turn grants x (with no notification, so node 2 has not handed it over).
+    // Hold the turn (node 2's tries wait), and do what another node's turn does: grant x, mark its row.
+    const lock = session(db)
+    const s = await lock.s
+    await s.query("SELECT pg_advisory_lock(hashtextextended('turns default', 7412))")
     await db.query('SELECT tp_release($1, $2)', [holder.tokenId, holder.userId])
-    const other = randomUUID()
-    await db.query("SELECT * FROM tp_allocate('default', ARRAY[$1::uuid], ARRAY[$1::uuid], '{}', $2, false, 5000)", [randomUUID(), other])
-    const [row] = await db.query<{ granted_token: string | null }>('SELECT granted_token FROM waiters WHERE user_id = $1', [x])
-    assert.equal(row?.granted_token, holder.tokenId)
-    await node2.stop()
+    await s.query('SELECT tp_grant(p, tp_window(\'default\'), ARRAY[$1::uuid], ARRAY[$2::uuid], ARRAY[NULL::bigint]) FROM pools p WHERE name = \'default\'', [x, holder.tokenId])
+    await s.query('UPDATE waiters SET granted_token = $2 WHERE user_id = $1', [x, holder.tokenId])
+    // Node 2 stops before it hands the lease over.
+    const stopping = node2.stop()
+    await s.query("SELECT pg_advisory_unlock(hashtextextended('turns default', 7412))")
+    await lock.end()
+    await stopping
     assert.equal(await answer, 'unavailable')
     assert.equal(await openLeases(db, x), 0)
   })
