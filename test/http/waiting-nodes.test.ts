@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { test, type TestContext } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { describeEachBackend, describeMultiConnection, postgresUrlFor, testDb, type Backend } from '../helpers/db.js'
 import { postJson, startServer, type Server } from '../helpers/server.js'
+import { until } from '../helpers/until.js'
 
 const ENV = { POOL_SIZE: '1', ON_EXHAUSTED: 'reject', LEASE_TTL_SECONDS: '60' }
 
@@ -32,19 +32,11 @@ async function waiting (server: Server): Promise<number> {
   return ((await (await fetch(`${server.url}/api/pools/default`)).json()) as any).data.waiting
 }
 
-async function until (what: () => Promise<boolean>, label: string): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if (await what()) return
-    await sleep(10)
-  }
-  assert.fail(`never happened: ${label}`)
-}
-
 /** Joins the queue through `server` and waits until the queue has grown to `expected`. */
 async function queueUp (server: Server, other: Server, expected: number): Promise<{ user: string, answer: Promise<{ status: number, body: any }> }> {
   const user = randomUUID()
   const answer = postJson(`${server.url}/api/tokens/allocate`, { user_id: user, wait_seconds: 30 })
-  await until(async () => await waiting(other) === expected, `waiter ${expected} is queued`)
+  await until(async () => await waiting(other) === expected, `waiter ${expected} is queued`, 1000)
   return { user, answer }
 }
 
@@ -98,7 +90,7 @@ describeEachBackend('waiting and a graceful shutdown', (backend) => {
     const answer = fetch(`${server.url}/api/tokens/allocate`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_id: randomUUID(), wait_seconds: 60 }),
     })
-    await until(async () => await waiting(server) === 1, 'the waiter is queued')
+    await until(async () => await waiting(server) === 1, 'the waiter is queued', 1000)
     server.child.kill('SIGTERM')
     const res = await answer
     assert.equal(res.status, 503)

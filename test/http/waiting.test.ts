@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { build, json, type Harness } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
+import { until } from '../helpers/until.js'
 
 /** A harness listening on a real port: streams and disconnects need a socket. */
 async function served (t: TestContext, backend: Backend): Promise<Harness & { url: string }> {
@@ -42,14 +42,6 @@ async function allocate (url: string, body: unknown, accept = 'application/json'
 
 async function waiting (h: Harness): Promise<number> {
   return (await h.app.inject('/api/pools/default')).json().data.waiting
-}
-
-async function until (what: () => Promise<boolean>, label: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await what()) return
-    await sleep(10)
-  }
-  assert.fail(`never happened: ${label}`)
 }
 
 describeEachBackend('allocate with wait_seconds over HTTP', (backend) => {

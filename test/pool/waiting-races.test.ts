@@ -7,6 +7,7 @@ import type { Db, Session } from '../../src/store/db.js'
 import * as waiters from '../../src/store/waiters.js'
 import { build, defaultPool } from '../helpers/app.js'
 import { describeEachBackend, describeMultiConnection } from '../helpers/db.js'
+import { until } from '../helpers/until.js'
 
 /** One connection held open, for statements the test runs between the pool's. */
 function session (db: Db): { s: Promise<Session>, end: () => Promise<void> } {
@@ -22,14 +23,6 @@ async function openLeases (db: Db, user: string): Promise<number> {
   const [row] = await db.query<{ n: number }>(
     'SELECT count(*)::int AS n FROM usages WHERE user_id = $1 AND released_at IS NULL AND expires_at > clock_timestamp()', [user])
   return row!.n
-}
-
-async function until (what: () => Promise<boolean>, label: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await what()) return
-    await sleep(10)
-  }
-  assert.fail(`never happened: ${label}`)
 }
 
 function queuedSignal () {

@@ -8,6 +8,7 @@ import { TokenPool } from '../../src/pool/pool.js'
 import type { QueueState } from '../../src/pool/waiting.js'
 import { build, defaultPool, overlaps } from '../helpers/app.js'
 import { describeEachBackend } from '../helpers/db.js'
+import { until } from '../helpers/until.js'
 
 /** Resolves with the first queue state a waiter is told, and collects every later one. */
 function watcher () {
@@ -15,14 +16,6 @@ function watcher () {
   let first!: (s: QueueState) => void
   const queued = new Promise<QueueState>((resolve) => { first = resolve })
   return { states, queued, onQueued: (s: QueueState) => { states.push(s); first(s) } }
-}
-
-async function until (what: () => Promise<boolean>, label: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await what()) return
-    await sleep(10)
-  }
-  assert.fail(`never happened: ${label}`)
 }
 
 async function waitingIn (pool: TokenPool, name = 'default'): Promise<number> {
