@@ -285,7 +285,8 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     const skipped = new Map(all.filter((a) => !asks.includes(a)).map((a) => [a.key, gone(a.key)]))
     if (asks.length === 0) return skipped
     const users = [...new Set(asks.map((a) => a.key))]
-    const fresh = [...new Set(asks.filter((a) => a.item.fresh).map((a) => a.key))]
+    const freshSet = new Set(asks.filter((a) => a.item.fresh).map((a) => a.key))
+    const fresh = [...freshSet]
     const queue = [...new Set(asks.filter((a) => a.item.queue).map((a) => a.key))]
     const plain = new Set(asks.filter((a) => !a.item.queue).map((a) => a.key))
     const rows = await this.waiting.asking(pool, queue, async () =>
@@ -315,7 +316,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
       this.waiting.apply(pool, rows, {
         waiters: new Set(queue),
         waiterOnly: new Set(queue.filter((u) => !plain.has(u))),
-        retried: new Set(queue.filter((u) => !fresh.includes(u))),
+        retried: new Set(queue.filter((u) => !freshSet.has(u))),
       }, rows[0]!.now)
     // New leases (or ends of ones that ran out) and new waiters are news for the other nodes.
     if (joined || rows.some((r) => r.outcome === 'new' || r.outcome === 'granted')) this.hint.poke()

@@ -20,9 +20,7 @@ export interface AllocateAsk {
  */
 export async function answerAllocate (pool: TokenPool, request: FastifyRequest, reply: FastifyReply, ask: AllocateAsk) {
   const streamed = ask.waitSeconds > 0 && (request.headers.accept ?? '').includes('text/event-stream')
-  const gone = new AbortController()
-  const onClose = () => { if (!reply.raw.writableEnded) gone.abort() }
-  reply.raw.on('close', onClose)
+  const gone = callerGone(reply)
   let stream: PassThrough | undefined
   let queued = false
   try {
@@ -55,8 +53,19 @@ export async function answerAllocate (pool: TokenPool, request: FastifyRequest, 
     stream.end(sse('error', envelope(toPoolError(err as FastifyError))))
     return reply
   } finally {
-    reply.raw.off('close', onClose)
+    gone.stop()
   }
+}
+
+/**
+ * Aborts when the caller's connection closes before its answer is written (a waiter that
+ * hangs up leaves the queue); stop() once the answer is settled.
+ */
+export function callerGone (reply: FastifyReply): { signal: AbortSignal, stop: () => void } {
+  const gone = new AbortController()
+  const onClose = () => { if (!reply.raw.writableEnded) gone.abort() }
+  reply.raw.on('close', onClose)
+  return { signal: gone.signal, stop: () => { reply.raw.off('close', onClose) } }
 }
 
 async function giveBack (pool: TokenPool, lease: Lease): Promise<void> {

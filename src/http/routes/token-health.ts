@@ -6,6 +6,7 @@ import type { Access } from '../plugins/auth.js'
 import * as present from '../present.js'
 import { errors, Nullable } from '../schemas/common.js'
 import { CooldownBody, CooldownResult, DisableBody, EndedLease, LabelBody, TokenDetail } from '../schemas/tokens.js'
+import { callerGone } from './allocate-answer.js'
 import { POOL_PREFIX, scopeOf, TokenInPoolParams, TokenParams, tokenIdOf } from './scopes.js'
 
 const tags = ['token health']
@@ -48,9 +49,7 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
       if (request.body.reallocate === true && userId !== undefined) {
         // A caller that hangs up while its new lease waits leaves the queue; one granted as it
         // went goes back (rule 12).
-        const gone = new AbortController()
-        const onClose = () => { if (!reply.raw.writableEnded) gone.abort() }
-        reply.raw.on('close', onClose)
+        const gone = callerGone(reply)
         try {
           const next = await pool.allocate(userId, token.pool, { waitSeconds, signal: gone.signal })
           if (gone.signal.aborted) {
@@ -63,7 +62,7 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
           if (!(err instanceof PoolError)) throw err
           leaseError = { code: err.code, message: err.message, details: err.details }
         } finally {
-          reply.raw.off('close', onClose)
+          gone.stop()
         }
       }
       return {
