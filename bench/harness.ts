@@ -130,7 +130,7 @@ export interface ReadOptions extends RunOptions {
   tokens: number
 }
 
-/** GET /api/tokens/:id and /history on random tokens, over an empty history or `rows` usages. */
+/** GET /api/tokens/:id, /api/stats and /history on random tokens, over an empty history or `rows` usages. */
 export async function read (o: ReadOptions): Promise<{ rows: Row[], loadSeconds: number | null }> {
   let url: string
   let tokenIds: string[]
@@ -152,11 +152,15 @@ export async function read (o: ReadOptions): Promise<{ rows: Row[], loadSeconds:
     }
     const size = o.rows === 0 ? 'empty history' : `${o.rows.toLocaleString('en')} usages`
     const out: Row[] = []
-    for (const [what, suffix] of [['GET /api/tokens/:id', ''], ['GET /api/tokens/:id/history', '/history']] as const) {
+    for (const [what, paths] of [
+      ['GET /api/tokens/:id', tokenIds.map((id) => `/api/tokens/${id}`)],
+      ['GET /api/stats', ['/api/stats']],
+      ['GET /api/tokens/:id/history', tokenIds.map((id) => `/api/tokens/${id}/history`)],
+    ] as const) {
       const r = await load({
         kind: 'get',
         urls: [server.url],
-        paths: tokenIds.map((id) => `/api/tokens/${id}${suffix}`),
+        paths: [...paths],
         connections: o.connections,
         seconds: o.seconds,
         warmupSeconds: o.warmupSeconds,

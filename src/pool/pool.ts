@@ -13,11 +13,12 @@ import * as leases from '../store/leases.js'
 import { migrate } from '../store/migrate.js'
 import * as pools from '../store/pools.js'
 import { translateDbError, withRetry } from '../store/sqlstate.js'
-import * as tokens from '../store/tokens.js'
 import * as usages from '../store/usages.js'
 import * as waiters from '../store/waiters.js'
 import { Batcher } from './batcher.js'
 import { CommitHint } from './commit-hint.js'
+import type { PoolState } from './model/pool-state.js'
+import { ReadModel } from './model/read-model.js'
 import { ALIVE_MS, WaitingRoom, type WaitOptions } from './waiting.js'
 
 export interface PoolOptions {
@@ -69,11 +70,14 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   private readonly healthChanges: Batcher<health.DbHealthChange, health.HealthChange>
   private healthRequests = 0
   private sweepTimer: NodeJS.Timeout | undefined
+  /** this node's copy of the pools, which every read is served from */
+  private readonly model: ReadModel
   readonly defaultSettings: PoolSettings
 
   constructor (readonly db: Db, readonly options: PoolOptions) {
     super()
     this.defaultSettings = withDefaults(options.defaultPool)
+    this.model = new ReadModel(db)
     this.hint = new CommitHint(async () => { await notifyReaders(db) })
     this.waiting = new WaitingRoom({
       db,
@@ -115,6 +119,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
       await pools.update(this.db, DEFAULT_POOL, this.defaultSettings, false)
       await pools.provision(this.db, DEFAULT_POOL, this.defaultSettings.size)
     })
+    await read(async () => { await this.model.start() })
     const every = this.options.sweepIntervalMs ?? 1000
     if (every > 0) {
       this.sweepTimer = setInterval(() => { this.sweep().catch(() => {}) }, every)
@@ -125,6 +130,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   /** Stops bookkeeping and answers every waiter on this node (503) before the process goes. */
   async stop (): Promise<void> {
     clearInterval(this.sweepTimer)
+    this.model.stop()
     await this.waiting.close()
   }
 
@@ -426,42 +432,48 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   async list (pool: string = DEFAULT_POOL, opts: { status?: TokenStatus, limit?: number, cursor?: string } = {}): Promise<TokenPage & { counts: PoolHead }> {
     const limit = opts.limit ?? 10_000
     const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor)
-    const [head, rows] = await read(async () => await Promise.all([
-      tokens.poolHead(this.db, pool),
-      tokens.page(this.db, pool, opts.status, after, limit + 1),
-    ]))
-    if (head === undefined) throw poolNotFound(pool)
+    const state = await this.poolState(pool)
+    const rows = state.page(opts.status, after, limit + 1)
     const page = rows.slice(0, limit)
     const last = page.at(-1)
-    return { counts: toHead(head), tokens: page.map(tokenView), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.position) : null }
+    return {
+      counts: this.headOf(state),
+      tokens: page.map((t) => state.view(t)!),
+      nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.position) : null,
+    }
   }
 
-  /** Every token of a pool, read a page at a time: constant memory for any pool size. */
+  /** Every token of a pool, a page at a time from the read model: no copy of the pool is made. */
   async * streamTokens (pool: string, status?: TokenStatus): AsyncGenerator<TokenView> {
+    const state = await this.poolState(pool)
     let after: number | undefined
     for (;;) {
-      const rows = await read(async () => await tokens.page(this.db, pool, status, after, STREAM_PAGE))
-      for (const r of rows) yield tokenView(r)
+      const rows = state.page(status, after, STREAM_PAGE)
+      for (const t of rows) {
+        // Between two yields time passes: a retired token whose lease ended is gone.
+        const view = state.view(t)
+        if (view !== undefined) yield view
+      }
       if (rows.length < STREAM_PAGE) return
       after = rows.at(-1)!.position
     }
   }
 
   async head (pool: string): Promise<PoolHead> {
-    const head = await read(async () => await tokens.poolHead(this.db, pool))
-    if (head === undefined) throw poolNotFound(pool)
-    return toHead(head)
+    return this.headOf(await this.poolState(pool))
   }
 
   /** One token, whichever pool holds it (or only in `pool`). */
-  async get (tokenId: string, pool?: string): Promise<TokenView> {
-    const row = await read(async () => await tokens.getToken(this.db, tokenId))
-    if (row === undefined || (pool !== undefined && row.pool !== pool)) {
-      if (pool !== undefined) await this.getPool(pool)
+  async get (anyCaseTokenId: string, pool?: string): Promise<TokenView> {
+    const tokenId = anyCaseTokenId.toLowerCase()
+    await this.caughtUp()
+    const found = this.model.token(tokenId)
+    const view = found?.pool.view(found.token)
+    if (found === undefined || view === undefined || (pool !== undefined && view.pool !== pool)) {
+      if (pool !== undefined && this.model.pool(pool) === undefined) throw poolNotFound(pool)
       throw tokenNotFound(tokenId)
     }
-    const view = tokenView(row)
-    if (view.activeUsage !== null && row.renewable_until !== null) view.activeUsage.renewableUntil = row.renewable_until
+    if (view.activeUsage !== null && found.token.renewable_until !== null) view.activeUsage.renewableUntil = new Date(found.token.renewable_until)
     return view
   }
 
@@ -493,20 +505,43 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     }
   }
 
-  /** The current window's statistics of a pool. */
+  /** The current window's statistics of a pool, from the read model's counters: no scan at any size. */
   async stats (pool: string = DEFAULT_POOL, leastUsedLimit = 100): Promise<PoolStats> {
-    const [head, s] = await read(async () => await Promise.all([
-      tokens.poolHead(this.db, pool),
-      tokens.stats(this.db, pool, leastUsedLimit),
-    ]))
-    if (head === undefined) throw poolNotFound(pool)
+    const state = await this.poolState(pool)
+    const u = state.usage(leastUsedLimit)
     return {
       pool,
-      ...toHead(head),
-      allocationsInWindow: s.allocations_in_window,
-      usageCount: { min: s.min ?? 0, max: s.max ?? 0, mean: s.mean ?? 0 },
-      leastUsedCount: s.least_used_count,
-      leastUsed: (s.least_used ?? []).map((t) => ({ tokenId: t.token_id, usageCount: t.usage_count })),
+      ...this.headOf(state),
+      allocationsInWindow: u.allocationsInWindow,
+      usageCount: { min: u.min, max: u.max, mean: u.mean },
+      leastUsedCount: u.leastUsedCount,
+      leastUsed: u.leastUsed.map((t) => ({ tokenId: t.id, usageCount: t.count })),
+    }
+  }
+
+  /** The read model, caught up with every change committed before this call (a database failure is 503). */
+  private async caughtUp (): Promise<void> {
+    await read(async () => { await this.model.catchUp() })
+  }
+
+  private async poolState (pool: string): Promise<PoolState> {
+    await this.caughtUp()
+    const state = this.model.pool(pool)
+    if (state === undefined) throw poolNotFound(pool)
+    return state
+  }
+
+  private headOf (state: PoolState): PoolHead {
+    const f = state.figures()
+    return {
+      total: f.total,
+      active: f.active,
+      available: f.available,
+      cooling: f.cooling,
+      disabled: f.disabled,
+      waiting: this.model.waitingIn(state.name),
+      windowStartedAt: new Date(f.windowStartedAt),
+      windowResetsAt: new Date(f.windowResetsAt),
     }
   }
 
@@ -529,10 +564,10 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     return rows.length
   }
 
-  /** Whether the database answers. */
+  /** Whether the database answers and this node's read model has caught up with it. */
   async ready (): Promise<boolean> {
     try {
-      await this.db.query('SELECT 1')
+      await this.model.catchUp()
       return true
     } catch {
       return false
@@ -547,19 +582,6 @@ export interface PoolHead extends WindowInfo {
   cooling: number
   disabled: number
   waiting: number
-}
-
-function toHead (h: tokens.DbPoolHead): PoolHead {
-  return {
-    total: h.total,
-    active: h.active,
-    available: h.available,
-    cooling: h.cooling,
-    disabled: h.disabled,
-    waiting: h.waiting,
-    windowStartedAt: h.window_started_at,
-    windowResetsAt: h.window_resets_at,
-  }
 }
 
 async function read<T> (op: () => Promise<T>): Promise<T> {
@@ -665,17 +687,4 @@ function ended (r: leases.DbEndedLease, reason: ReleaseReason): EndedLease {
 
 function usage (u: usages.DbUsage): Usage {
   return { leaseId: u.id, userId: u.user_id, startedAt: u.started_at, expiresAt: u.expires_at, releasedAt: u.released_at, releaseReason: u.release_reason }
-}
-
-export function tokenView (r: tokens.DbToken): TokenView {
-  return {
-    id: r.id,
-    pool: r.pool,
-    label: r.label,
-    status: r.status,
-    usageCount: r.usage_count,
-    coolingUntil: r.cooling_until,
-    disabledReason: r.disabled_reason,
-    activeUsage: r.status === 'active' ? { leaseId: r.lease_id!, userId: r.user_id!, startedAt: r.started_at!, expiresAt: r.expires_at! } : null,
-  }
 }

@@ -45,11 +45,11 @@ const COLUMNS = `id, xid::text AS xid, type, pool, lease_id, token_id, user_id, 
 // Below the oldest transaction still running, no event can appear any more.
 const SETTLED = 'xid < pg_snapshot_xmin(pg_current_snapshot())'
 
-/** Settled events after `after`, in stream order. */
+/** Settled events after `after`, in stream order; not the read models' `refresh` marks. */
 export async function readAfter (db: Db, after: Position, limit: number): Promise<DbEvent[]> {
   return await db.query<DbEvent>(
     `SELECT ${COLUMNS} FROM pool_events e
-      WHERE (e.xid, e.id) > ($1::xid8, $2::bigint) AND e.${SETTLED}
+      WHERE (e.xid, e.id) > ($1::xid8, $2::bigint) AND e.${SETTLED} AND e.type <> 'refresh'
       ORDER BY e.xid, e.id LIMIT $3`,
     [after.xid, after.id, limit]
   )

@@ -64,6 +64,8 @@ export async function travel (db: Db, seconds: number): Promise<void> {
                         counted_window = counted_window - d, cooling_until = cooling_until - d;
       UPDATE pools SET window_started_at = window_started_at - d;
       UPDATE user_window_leases SET window_started_at = window_started_at - d;
+      -- As a real change would, it tells every node's read model to read the pools again.
+      INSERT INTO pool_events (type, pool, body) SELECT 'refresh', name, '{}' FROM pools WHERE NOT deleted;
     END $$`)
 }
 

@@ -127,7 +127,9 @@ describeEachBackend('GET /api/events', (backend) => {
     // Pruned are only events beyond the newest `keep` that are also more than an hour old.
     assert.equal(await prune(s.db, 2), 0)
     await s.db.query('UPDATE pool_events SET created_at = created_at - interval \'2 hours\'')
-    assert.equal(await prune(s.db, 2), 3)
+    // (the events before the leases are the read models' marks of the pool's provisioning)
+    const [before] = await s.db.query<{ n: number }>('SELECT count(*)::int AS n FROM pool_events WHERE id < $1', [ids[3]])
+    assert.equal(await prune(s.db, 2), before!.n)
     // An id still kept replays what came after it.
     const kept = await s.events({ 'last-event-id': ids[3]! })
     assert.deepEqual((await kept.waitForCount(1)).map(data), [leases[4]])
@@ -232,7 +234,8 @@ test('head ordering: a subscriber that starts after events whose xids cross 999 
   await new Promise((resolve) => setTimeout(resolve, 300))
   assert.equal(stream.events.length, 1)
   // And a client resuming from an event below 1000 gets exactly the rest, in order.
-  const resumed = await SseClient.open(`${address}/api/events`, { 'last-event-id': '1' })
+  const [firstLease] = await db.query<{ id: number }>('SELECT min(id)::int AS id FROM pool_events WHERE type = \'allocated\'')
+  const resumed = await SseClient.open(`${address}/api/events`, { 'last-event-id': String(firstLease!.id) })
   t.after(() => { resumed.close() })
   const replayed = await resumed.waitForCount(30)
   assert.deepEqual(replayed.map(data), [...leases.slice(1), next])

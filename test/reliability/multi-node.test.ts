@@ -23,6 +23,7 @@ describeMultiConnection('three server processes on one PostgreSQL', () => {
     const users = Array.from({ length: 40 }, () => randomUUID())
     const acked: Acknowledged[] = []
     let requests = 0
+    let reads = 0
     const ops = Array.from({ length: 600 }, (_, i) => ({ user: users[i % users.length]!, kind: i % 5 }))
     await inParallel(ops, 24, async ({ user, kind }) => {
       const node = nodes[Math.floor(Math.random() * nodes.length)]!
@@ -37,6 +38,20 @@ describeMultiConnection('three server processes on one PostgreSQL', () => {
       const res = await call(`${node.url}/api/tokens/allocate`, 'POST', { user_id: user })
       assert.equal(res.status, 200, JSON.stringify(res.body))
       acked.push(res.body.data)
+      // A read on another node, begun after the answer, sees this lease or a later one
+      // (reads come from each node's memory, caught up with the log first).
+      const other = nodes[(nodes.indexOf(node) + 1) % nodes.length]!
+      const seen = await call(`${other.url}/api/tokens/${res.body.data.token_id}`, 'GET')
+      assert.equal(seen.status, 200)
+      const holding = seen.body.data.active_usage?.lease_id ?? 0
+      reads++
+      const stale = `node ${nodes.indexOf(other)} read lease ${holding} after lease ${res.body.data.lease_id} was acknowledged`
+      // An older lease on the token is stale; none is right only if this one ended meanwhile.
+      assert.ok(holding === 0 || holding >= res.body.data.lease_id, stale)
+      if (holding === 0) {
+        const [row] = await shared.db.query<{ ended: boolean }>('SELECT released_at IS NOT NULL AS ended FROM usages WHERE id = $1', [res.body.data.lease_id])
+        assert.ok(row?.ended, stale)
+      }
     })
 
     assert.deepEqual(await overlapping(shared.db), [], 'no token had two holders')
@@ -75,6 +90,6 @@ describeMultiConnection('three server processes on one PostgreSQL', () => {
       const e = await s.waitFor((e) => e.event === 'allocated' && JSON.parse(e.data).lease_id === fresh.body.data.lease_id, 5_000)
       assert.deepEqual(JSON.parse(e.data), fresh.body.data)
     }
-    t.diagnostic(`${requests} requests over ${nodes.length} nodes; ${distinct.length} leases acknowledged; 0 overlaps; 0 lost`)
+    t.diagnostic(`${requests} requests over ${nodes.length} nodes; ${distinct.length} leases acknowledged; 0 overlaps; 0 lost; ${reads} reads on another node, none stale`)
   })
 })

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test } from 'node:test'
+import { TokenPool } from '../../src/pool/pool.js'
+import { describeEachBackend, testDb } from '../helpers/db.js'
+
+// Reads are served from each node's read model. A read on one node right after a change
+// acknowledged by the other must see it: no sleep, no poll, no retry.
+
+describeEachBackend('reads from the read model', (backend) => {
+  async function twoNodes (t: import('node:test').TestContext, size = 3) {
+    const db = await testDb(t, backend)
+    const settings = { defaultPool: { size, lease_ttl_seconds: 60, lease_max_seconds: 600, on_exhausted: 'reject' as const }, sweepIntervalMs: 0 }
+    const a = new TokenPool(db, settings)
+    const b = new TokenPool(db, settings)
+    await a.start()
+    await b.start()
+    t.after(async () => { await a.stop(); await b.stop() })
+    return { a, b, db }
+  }
+
+  test('a change acknowledged on one node is seen by the next read on the other', async (t) => {
+    const { a, b } = await twoNodes(t)
+    const user = randomUUID()
+    const lease = await a.allocate(user)
+    const seen = await b.get(lease.tokenId)
+    assert.equal(seen.status, 'active')
+    assert.equal(seen.activeUsage?.leaseId, lease.leaseId)
+    assert.equal(seen.activeUsage?.renewableUntil?.getTime(), lease.renewableUntil.getTime())
+    assert.equal((await b.stats()).active, 1)
+    assert.equal((await b.stats()).allocationsInWindow, 1)
+
+    const renewed = await a.renew(lease.tokenId, user)
+    assert.equal((await b.get(lease.tokenId)).activeUsage?.expiresAt.getTime(), renewed.expiresAt.getTime())
+
+    await a.release(lease.tokenId, user)
+    assert.equal((await b.get(lease.tokenId)).status, 'available')
+    assert.equal((await b.head('default')).available, 3)
+
+    await a.label(lease.tokenId, 'key #1')
+    assert.equal((await b.get(lease.tokenId)).label, 'key #1')
+
+    await a.disable(lease.tokenId, 'revoked')
+    const disabled = await b.get(lease.tokenId)
+    assert.deepEqual([disabled.status, disabled.disabledReason], ['disabled', 'revoked'])
+    await a.enable(lease.tokenId)
+    assert.equal((await b.get(lease.tokenId)).status, 'available')
+
+    // Both nodes allocate at once: each sees both leases at once.
+    await Promise.all([a.allocate(randomUUID()), b.allocate(randomUUID())])
+    assert.equal((await a.stats()).active, 2)
+    assert.equal((await b.stats()).active, 2)
+    assert.equal((await b.stats()).allocationsInWindow, 3)
+  })
+
+  test('pools made, resized and deleted on one node are so on the other at its next read', async (t) => {
+    const { a, b } = await twoNodes(t)
+    await a.createPool('gpus', { size: 2 })
+    assert.equal((await b.head('gpus')).total, 2)
+    await a.updatePool('gpus', { size: 5 })
+    assert.equal((await b.list('gpus')).tokens.length, 5)
+    const lease = await b.allocate(randomUUID(), 'gpus')
+    assert.equal((await a.get(lease.tokenId, 'gpus')).status, 'active')
+    const before = (await a.list('gpus')).tokens.map((x) => x.id)
+    await a.updatePool('gpus', { size: 1 })
+    // Shrunk to the oldest token; a retired one stays visible while its lease runs (rule 1).
+    const kept = before[0] === lease.tokenId ? 1 : 2
+    assert.equal((await b.head('gpus')).total, kept)
+    assert.equal((await b.get(lease.tokenId)).status, 'active')
+    await a.deletePool('gpus', true)
+    await assert.rejects(b.head('gpus'), { code: 'not_found' })
+    await assert.rejects(b.get(lease.tokenId), { code: 'not_found' })
+  })
+
+  test('a lease and a cooldown end on reads exactly at their deadlines, with no sweep', async (t) => {
+    const { a, b } = await twoNodes(t, 2)
+    const [first, second] = (await a.list()).tokens
+    const { token } = await a.cooldown(first!.id, null, 0.3)
+    assert.equal((await b.get(first!.id)).status, 'cooling')
+    assert.equal((await b.stats()).cooling, 1)
+    // The database's clock is this machine's: a read begun before the end says cooling,
+    // a read finished after it says available (a few ms for the two clocks' reading).
+    const end = token.coolingUntil!.getTime()
+    for (;;) {
+      const began = Date.now()
+      const seen = await b.get(first!.id)
+      if (seen.status === 'available') {
+        assert.ok(Date.now() >= end - 5, `available ${end - Date.now()} ms before the cooldown's end`)
+        assert.equal(seen.coolingUntil, null)
+        assert.equal((await b.head('default')).cooling, 0)
+        break
+      }
+      assert.ok(began <= end + 5, `still cooling ${began - end} ms after its end`)
+      assert.equal(seen.coolingUntil?.getTime(), end)
+    }
+    const holder = randomUUID()
+    const lease = await a.allocate(holder)
+    assert.ok([first!.id, second!.id].includes(lease.tokenId))
+    assert.equal((await b.stats()).active, 1)
+  })
+})
