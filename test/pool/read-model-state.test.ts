@@ -102,7 +102,7 @@ test('the read model\'s counters equal a recount of every token, whatever change
   fc.assert(fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
     let now = START + 1000
     const rows = new Map<number, TokenRow>()
-    const state = new PoolState(settings, [], now)
+    const state = new PoolState(settings, now)
     const tokens = new Map<number, ReturnType<PoolState['put']>>()
     for (const o of ops) {
       if (o.kind === 'tick') {
@@ -125,7 +125,7 @@ test('the read model\'s counters equal a recount of every token, whatever change
 
 test('pages start after the cursor and keep to one status', () => {
   const now = START + 1000
-  const state = new PoolState(settings, [], now)
+  const state = new PoolState(settings, now)
   for (let i = 0; i < 10; i++) {
     state.put(undefined, row(i, now, { kind: 'row', token: i, lease: i % 2 === 0 ? 60_000 : null, cooling: null, disabled: false, retired: false, count: 0, counted: null }))
   }

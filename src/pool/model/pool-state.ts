@@ -29,13 +29,66 @@ export interface PoolRow extends PoolSettings {
 /** What a token is at a moment: a status, or not visible at all (retired, its last lease over). */
 type Class = TokenStatus | 'hidden'
 
-/** A token in the model: its row plus what the pool's counters last counted it as. */
-export interface ModelToken extends TokenRow {
-  cls: Class
+/**
+ * A token in the model: its row plus what the pool's counters last counted it as. A class,
+ * so that a million of them share one shape with every field in the object itself.
+ */
+export class ModelToken implements TokenRow {
+  id: string
+  pool: string
+  position: number
+  label: string | null
+  retired: boolean
+  disabled: boolean
+  disabled_reason: string | null
+  cooling_until: number | null
+  lease_id: number | null
+  user_id: string | null
+  started_at: number | null
+  expires_at: number | null
+  renewable_until: number | null
+  usage_count: number
+  counted_window: number | null
+  cls: Class = 'hidden'
   /** its count in the current window (its bucket) */
-  count: number
+  count = 0
   /** bumped at every change, so that a deadline queued for an older row is ignored */
-  stamp: number
+  stamp = 0
+
+  constructor (r: TokenRow, pool: string) {
+    this.id = r.id
+    this.pool = pool
+    this.position = r.position
+    this.label = r.label
+    this.retired = r.retired
+    this.disabled = r.disabled
+    this.disabled_reason = r.disabled_reason
+    this.cooling_until = r.cooling_until
+    this.lease_id = r.lease_id
+    this.user_id = r.user_id
+    this.started_at = r.started_at
+    this.expires_at = r.expires_at
+    this.renewable_until = r.renewable_until
+    this.usage_count = r.usage_count
+    this.counted_window = r.counted_window
+  }
+
+  /** Takes a newer row of the same token. */
+  update (r: TokenRow): void {
+    this.label = r.label
+    this.retired = r.retired
+    this.disabled = r.disabled
+    this.disabled_reason = r.disabled_reason
+    this.cooling_until = r.cooling_until
+    this.lease_id = r.lease_id
+    this.user_id = r.user_id
+    this.started_at = r.started_at
+    this.expires_at = r.expires_at
+    this.renewable_until = r.renewable_until
+    this.usage_count = r.usage_count
+    this.counted_window = r.counted_window
+    this.stamp++
+  }
 }
 
 export interface PoolFigures {
@@ -76,12 +129,19 @@ export class PoolState {
   private version = 0
   private leastUsedCache: { version: number, limit: number, tokens: ModelToken[] } | undefined
 
-  constructor (public settings: PoolRow, rows: TokenRow[], now: number) {
+  constructor (readonly settings: PoolRow, now: number) {
     this.now = now
     this.windowIndex = this.indexAt(now)
-    this.tokens = rows.map((r) => ({ ...r, cls: 'hidden', count: 0, stamp: 0 }))
-    this.tokens.sort((a, b) => a.position - b.position)
-    for (const t of this.tokens) this.enter(t)
+  }
+
+  /** Adds tokens read from the database, a page at a time, in creation order. */
+  append (rows: TokenRow[]): void {
+    for (const r of rows) {
+      const t = new ModelToken(r, this.name)
+      if ((this.tokens.at(-1)?.position ?? -Infinity) < t.position) this.tokens.push(t)
+      else this.tokens.splice(this.indexAfter(t.position), 0, t)
+      this.enter(t)
+    }
   }
 
   get name (): string {
@@ -115,15 +175,14 @@ export class PoolState {
   /** A token's row as read from the database now (same pool). */
   put (token: ModelToken | undefined, row: TokenRow): ModelToken {
     if (token === undefined) {
-      const t: ModelToken = { ...row, cls: 'hidden', count: 0, stamp: 0 }
+      const t = new ModelToken(row, this.name)
       const at = this.indexAfter(row.position)
       this.tokens.splice(at, 0, t)
       this.enter(t)
       return t
     }
     this.leave(token)
-    Object.assign(token, row)
-    token.stamp++
+    token.update(row)
     this.enter(token)
     return token
   }

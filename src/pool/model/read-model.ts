@@ -144,14 +144,13 @@ export class ReadModel {
   }
 
   private async read (settings: PoolRow, now: number): Promise<PoolState> {
-    const rows: TokenRow[] = []
+    const state = new PoolState(settings, now)
     for (let after = 0; ;) {
       const page = await store.tokenRows(this.db, settings.name, after, TOKENS_PER_READ)
-      rows.push(...page)
-      if (page.length < TOKENS_PER_READ) break
+      state.append(page)
+      if (page.length < TOKENS_PER_READ) return state
       after = page.at(-1)!.position
     }
-    return new PoolState(settings, rows, now)
   }
 
   /** Puts a pool's new state in place in one step, so that no read sees half of it. */
