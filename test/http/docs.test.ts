@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { chromium } from 'playwright-core'
+import { browserRan, browserSkip, CHROMIUM } from '../helpers/browser.js'
 import { build } from '../helpers/app.js'
 
 // Page functions run in the browser; the project compiles without the DOM library.
 declare const document: { querySelectorAll: (s: string) => { length: number } }
 
-// Debian's chromium, never a downloaded browser (as test/web/dashboard.test.ts).
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const skip = process.env.SKIP_BROWSER === '1' || !existsSync(CHROMIUM) ? `needs Chromium at ${CHROMIUM} (or CHROMIUM_PATH)` : false
+const skip = browserSkip
 
 test('/docs renders Swagger UI in a real browser, under the service\'s CSP, with every operation and its examples', { skip }, async (t) => {
   const { app } = await build(t, 'pglite')
@@ -27,6 +26,7 @@ test('/docs renders Swagger UI in a real browser, under the service\'s CSP, with
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   })
+  browserRan()
   // t.after runs in reverse order: the browser closes before the app.
   t.after(async () => {
     await context.close()

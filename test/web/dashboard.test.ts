@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import { createHash, randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test, type TestContext } from 'node:test'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { browserRan, browserSkip, CHROMIUM } from '../helpers/browser.js'
 import { build, type DefaultPoolOptions } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
 
@@ -13,18 +14,11 @@ import { describeEachBackend, type Backend } from '../helpers/db.js'
 declare const document: { getElementById: (id: string) => { textContent: string | null } | null, querySelector: (s: string) => { getAttribute: (a: string) => string | null } | null, querySelectorAll: (s: string) => ArrayLike<{ getAttribute: (a: string) => string | null }> & Iterable<{ getAttribute: (a: string) => string | null }>, documentElement: { scrollWidth: number, clientWidth: number } }
 declare const window: unknown
 
-// Debian's chromium, never a downloaded browser. CI installs it: apt-get install -y chromium
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const SKIP = process.env.SKIP_BROWSER === '1'
+const SKIP = browserSkip
 // Screenshots land in test/artifacts; UPDATE_SCREENSHOTS=1 refreshes the README's copies instead.
 const SCREENSHOTS = fileURLToPath(new URL(process.env.UPDATE_SCREENSHOTS === '1' ? '../../docs/screenshots/' : '../artifacts/', import.meta.url))
 // Long enough for a slow CI machine; a healthy run sees each change within a second.
 const SEEN = { timeout: 10_000 }
-
-if (!SKIP && !existsSync(CHROMIUM)) {
-  throw new Error(`The dashboard test needs Chromium at ${CHROMIUM}: run \`apt-get update && apt-get install -y chromium\` ` +
-    '(or set CHROMIUM_PATH), or set SKIP_BROWSER=1 to skip the browser tests.')
-}
 
 /** A real server (buildApp + listen) on its own database, and a fresh headless Chromium on it. */
 async function open (t: TestContext, backend: Backend, opts: DefaultPoolOptions & { adminToken?: string, hash?: string } = {}) {
@@ -40,6 +34,7 @@ async function open (t: TestContext, backend: Backend, opts: DefaultPoolOptions 
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync'],
   })
+  browserRan()
   // Closed before the app (t.after runs in reverse order): the page's event stream must not hold app.close().
   t.after(async () => {
     await context.close()
@@ -77,7 +72,7 @@ async function statusOf (page: Page, tokenId: string, status: 'active' | 'availa
 }
 
 describeEachBackend('dashboard in a real browser', (backend) => {
-  test('shows the pool, follows changes live without a reload, and opens a token with its history', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
+  test('shows the pool, follows changes live without a reload, and opens a token with its history', { skip: SKIP }, async (t) => {
     const { page, post } = await open(t, backend)
     assert.equal(await page.locator('.cell').count(), 100)
     assert.equal(await page.title(), 'Token Pool')
@@ -174,7 +169,7 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     if (backend === 'pglite') await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-phone.png') })
   })
 
-  test('100,000 tokens: only the rows in view are in the DOM, and the grid still follows changes', { skip: (SKIP && 'SKIP_BROWSER=1') || (backend === 'postgres' && 'the rendering does not depend on the backend') }, async (t) => {
+  test('100,000 tokens: only the rows in view are in the DOM, and the grid still follows changes', { skip: SKIP || (backend === 'postgres' && 'the rendering does not depend on the backend') }, async (t) => {
     const started = Date.now()
     const { page, post } = await open(t, backend, { poolSize: 100_000 })
     const loaded = Date.now() - started
@@ -215,7 +210,7 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     t.diagnostic(`100,000 tokens: page ready in ${loaded} ms (server start included), ${inDom} cells in the DOM; long tasks during 200 live leases: ${longTasks.length}, longest ${Math.round(Math.max(0, ...longTasks))} ms`)
   })
 
-  test('without the event stream it polls, and it goes live again when the stream comes back', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
+  test('without the event stream it polls, and it goes live again when the stream comes back', { skip: SKIP }, async (t) => {
     const { page, post, app } = await open(t, backend, { poolSize: 6 })
     await page.locator('#live[data-state="live"]').waitFor(SEEN)
     // Cut the stream: the browser's EventSource reconnects by itself and meets a network error each time.
@@ -233,7 +228,7 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     await statusOf(page, other.token_id, 'active')
   })
 
-  test('the queue: the waiting count and when the next token frees, kept up to date', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
+  test('the queue: the waiting count and when the next token frees, kept up to date', { skip: SKIP }, async (t) => {
     const { page, post, base } = await open(t, backend, { poolSize: 1, onExhausted: 'reject' })
     await page.locator('#live[data-state="live"]').waitFor(SEEN)
     await text('c-waiting', '0')(page)
@@ -259,7 +254,7 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     await page.waitForFunction((u) => (document.querySelector('.cell[data-status=active]')?.getAttribute('aria-label') ?? '').includes(u), b, SEEN)
   })
 
-  test('history is paged: "Load older usages" fetches the next page by cursor', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
+  test('history is paged: "Load older usages" fetches the next page by cursor', { skip: SKIP }, async (t) => {
     const { page, post } = await open(t, backend, { poolSize: 1 })
     let tokenId = ''
     for (let i = 0; i < 23; i++) {
@@ -279,7 +274,7 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     assert.equal(await page.locator('#history tbody tr:first-child td').nth(5).textContent(), 'active')
   })
 
-  test('a lease shows as ended when its countdown reaches 0, with no event and no re-sync', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
+  test('a lease shows as ended when its countdown reaches 0, with no event and no re-sync', { skip: SKIP }, async (t) => {
     // The one real-time wait: a 3-second lease, no sweep (so no `expired` event), and the token list blocked.
     const { page, post } = await open(t, backend, { poolSize: 4, leaseTtlSeconds: 3 })
     const lease = (await post('/api/tokens/allocate', { user_id: randomUUID() })).body.data
@@ -289,7 +284,7 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     assert.ok(Date.now() >= Date.parse(lease.expires_at) - 1000, 'freed before its time')
   })
 
-  test('"Clear all" asks for the admin token when the server answers 401, then clears', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
+  test('"Clear all" asks for the admin token when the server answers 401, then clears', { skip: SKIP }, async (t) => {
     const { page, post } = await open(t, backend, { poolSize: 5, adminToken: 's3cret' })
     for (let i = 0; i < 3; i++) await post('/api/tokens/allocate', { user_id: randomUUID() })
     await page.waitForFunction(() => document.getElementById('c-active')?.textContent === '3', undefined, SEEN)
@@ -306,7 +301,7 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     assert.equal(await page.locator('.cell[data-status=active]').count(), 0)
   })
 
-  test('a pool switcher lists every pool, shows each one’s grid, counts and settings, and remembers the choice in the URL', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
+  test('a pool switcher lists every pool, shows each one’s grid, counts and settings, and remembers the choice in the URL', { skip: SKIP }, async (t) => {
     const { page, post, send, base } = await open(t, backend, { poolSize: 6, adminToken: 's3cret' })
     // A second pool, made through the API as another operator would; the list is read again when the switcher is used.
     const created = await post('/api/pools', { name: 'openai-keys', size: 4, lease_ttl_seconds: 30, lease_max_seconds: 600, on_exhausted: 'reject' })
@@ -379,7 +374,7 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     assert.deepEqual(await page.locator('#pool-select option').allTextContents(), ['default (6)', 'openai-keys (4)', 'render-seats (5)'])
   })
 
-  test('token health: a cooling token counts down to cooling_until, a disabled one shows its reason; admin actions per token; the feed shows evictions', { skip: SKIP && 'SKIP_BROWSER=1' }, async (t) => {
+  test('token health: a cooling token counts down to cooling_until, a disabled one shows its reason; admin actions per token; the feed shows evictions', { skip: SKIP }, async (t) => {
     const { page, post, send } = await open(t, backend, { poolSize: 6, adminToken: 's3cret' })
     await page.locator('#live[data-state="live"]').waitFor(SEEN)
     const tokens = (await send('GET', '/api/pools/default/tokens')).body.data as Array<{ id: string }>
