@@ -6,10 +6,6 @@
 export class Deadlines<T> {
   private readonly heap: Array<{ at: number, item: T, stamp: number }> = []
 
-  get size (): number {
-    return this.heap.length
-  }
-
   add (at: number, item: T, stamp: number): void {
     const h = this.heap
     h.push({ at, item, stamp })
