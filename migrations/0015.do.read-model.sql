@@ -84,3 +84,45 @@ BEGIN
   END IF;
   RETURN 'changed';
 END $$;
+
+-- A token's row as the read models copy it: times as epoch ms (float8 keeps the µs), the
+-- lease's cap from its usage.
+CREATE VIEW tp_model_rows AS
+  SELECT t.id, t.pool, t.position, t.label, t.retired, t.disabled, t.disabled_reason,
+         (extract(epoch FROM t.cooling_until) * 1000)::float8 AS cooling_until,
+         t.lease_id, t.lease_user_id AS user_id,
+         (extract(epoch FROM t.lease_started_at) * 1000)::float8 AS started_at,
+         (extract(epoch FROM t.lease_expires_at) * 1000)::float8 AS expires_at,
+         (extract(epoch FROM coalesce(u.renewable_until, u.expires_at)) * 1000)::float8 AS renewable_until,
+         t.usage_count,
+         (extract(epoch FROM t.counted_window) * 1000)::float8 AS counted_window
+    FROM tokens t LEFT JOIN usages u ON u.id = t.lease_id;
+
+-- A node's read model catching up (src/pool/model/read-model.ts): the events after
+-- (p_xid, p_id) but those in p_skip, at most p_limit, the current rows of the tokens they
+-- name, the queues' lengths, and this snapshot's now() and horizon (pg_snapshot_xmin).
+-- STABLE, so that every statement here reads the caller's one snapshot; plpgsql, so that
+-- each connection plans these statements once.
+CREATE FUNCTION tp_catch_up(p_xid xid8, p_id bigint, p_skip bigint[], p_limit integer,
+  OUT at_ms double precision, OUT horizon text, OUT events json, OUT tokens json, OUT waiting json)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_tokens uuid[];
+BEGIN
+  at_ms := (extract(epoch FROM now()) * 1000)::float8;
+  horizon := pg_snapshot_xmin(pg_current_snapshot())::text;
+  SELECT coalesce(json_agg(json_build_object('id', e.id, 'xid', e.xid::text, 'type', e.type, 'pool', e.pool,
+                                             'token_id', e.token_id) ORDER BY e.xid, e.id), '[]'),
+         array_agg(DISTINCT e.token_id) FILTER (WHERE e.token_id IS NOT NULL)
+    INTO events, v_tokens
+    FROM (SELECT e.id, e.xid, e.type, e.pool, e.token_id FROM pool_events e
+           WHERE (e.xid, e.id) > (p_xid, p_id) AND NOT (e.id = ANY(p_skip))
+           ORDER BY e.xid, e.id LIMIT p_limit) e;
+  tokens := '[]';
+  IF v_tokens IS NOT NULL THEN
+    SELECT coalesce(json_agg(r), '[]') INTO tokens FROM tp_model_rows r WHERE r.id = ANY(v_tokens);
+  END IF;
+  SELECT coalesce(json_object_agg(w.pool, w.n), '{}') INTO waiting
+    FROM (SELECT w.pool, count(DISTINCT w.user_id)::int AS n FROM waiters w
+           WHERE w.alive_until > now() AND w.granted_token IS NULL GROUP BY w.pool) w;
+END $$;

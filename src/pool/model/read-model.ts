@@ -96,8 +96,7 @@ export class ReadModel {
 
   /** Everything read again; the log is followed from before the first read. */
   private async build (): Promise<void> {
-    const xmin = await store.horizon(this.db)
-    const now = await store.dbNow(this.db)
+    const { horizon: xmin, at_ms: now } = await store.horizon(this.db)
     const states = await Promise.all((await store.poolRows(this.db)).map(async (row) => await this.read(row, now)))
     // Everything of a transaction below the horizon is in the rows just read; the rest is
     // read again from the log (reading a token again is harmless: it is its current row).
@@ -111,7 +110,7 @@ export class ReadModel {
   }
 
   private async apply (c: store.Changes): Promise<void> {
-    const horizon = BigInt(c.xmin)
+    const horizon = BigInt(c.horizon)
     const reload = new Set<string>()
     for (const e of c.events) {
       const xid = BigInt(e.xid)
@@ -120,10 +119,10 @@ export class ReadModel {
       if (e.token_id === null) reload.add(e.pool)
     }
     // The log below the horizon is complete: nothing new can appear there.
-    if (c.events.length < EVENTS_PER_READ && BigInt(this.cursor.xid) < horizon) this.cursor = { xid: c.xmin, id: 0 }
+    if (c.events.length < EVENTS_PER_READ && BigInt(this.cursor.xid) < horizon) this.cursor = { xid: c.horizon, id: 0 }
     for (const [id, xid] of this.applied) if (xid < BigInt(this.cursor.xid)) this.applied.delete(id)
 
-    this.now = Math.max(this.now, c.now)
+    this.now = Math.max(this.now, c.at_ms)
     for (const state of this.pools.values()) state.advance(this.now)
     for (const row of c.tokens) this.put(row)
     for (const name of reload) await this.load(name)
