@@ -228,9 +228,17 @@ export class Transport {
     Object.assign(headers, this.auth())
     if (options.requestId !== undefined) headers['x-request-id'] = options.requestId
     const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal])
+    const init = { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal }
     let res: Response
     try {
-      res = await this.fetch(this.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal })
+      res = await this.fetch(this.url + path, init).catch(async (err: unknown) => {
+        // Most often a kept-alive connection the server had closed meanwhile (this process
+        // paused or busy past the server's keep-alive timeout): ask once more, on a new
+        // connection. Every route is safe to repeat (allocate gives the same lease back, a
+        // repeated release answers not_holder).
+        if (!closedBeforeAnswer(err) || signal.aborted) throw err
+        return await this.fetch(this.url + path, init)
+      })
     } catch (err) {
       if (options.signal?.aborted === true) throw options.signal.reason
       throw new TokenPoolUnreachableError(this.url, timeout.aborted ? timeout.reason : err)
@@ -702,4 +710,10 @@ async function sleep (ms: number, signal: AbortSignal): Promise<void> {
       resolve()
     }
   })
+}
+
+/** Whether fetch failed because the connection closed before any answer came (undici's UND_ERR_SOCKET, a reset). */
+function closedBeforeAnswer (err: unknown): boolean {
+  const code = (err as { cause?: { code?: unknown } } | undefined)?.cause?.code
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET'
 }
