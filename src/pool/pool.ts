@@ -136,14 +136,20 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
 
   // ── pools ──────────────────────────────────────────────────────────────────
 
+  /** Every pool, in name order, with its settings and counts (from the read model). */
   async listPools (): Promise<PoolView[]> {
-    return await read(async () => await pools.listPools(this.db))
+    await this.caughtUp()
+    return this.model.allPools().map((state) => this.viewOf(state)).sort((a, b) => (a.name < b.name ? -1 : 1))
   }
 
   async getPool (name: string): Promise<PoolView> {
-    const [pool] = await read(async () => await pools.listPools(this.db, name))
-    if (pool === undefined) throw poolNotFound(name)
-    return pool
+    return this.viewOf(await this.poolState(name))
+  }
+
+  private viewOf (state: PoolState): PoolView {
+    const { name, window_started_at: _, ...settings } = state.settings
+    const { windowStartedAt: _s, windowResetsAt: _r, ...counts } = this.headOf(state)
+    return { name, ...settings, ...counts }
   }
 
   async createPool (name: string, given: Partial<PoolSettings>): Promise<PoolView> {

@@ -1,4 +1,4 @@
-import type { PoolSettings, PoolView } from '../domain/types.js'
+import type { PoolSettings } from '../domain/types.js'
 import type { Db } from './db.js'
 
 // Tokens made or retired per statement: 50,000 take about a second, well inside the statement timeout.
@@ -6,17 +6,6 @@ const PROVISION_STEP = 50_000
 
 const POOL_COLUMNS = `p.name, p.size, p.lease_ttl_seconds, p.lease_max_seconds, p.usage_window_hours, p.on_exhausted,
                       p.max_wait_seconds, p.cooldown_max_seconds, p.user_quota`
-
-/** Every pool not deleted (or one), with its settings and counts, in name order. */
-export async function listPools (db: Db, name?: string): Promise<PoolView[]> {
-  return await db.query<PoolView>(
-    `SELECT ${POOL_COLUMNS}, c.*, tp_waiting(p.name, clock_timestamp()) AS waiting
-       FROM pools p CROSS JOIN LATERAL tp_pool_counts(p.name, clock_timestamp()) c
-      WHERE NOT p.deleted AND ($1::text IS NULL OR p.name = $1::text)
-      ORDER BY p.name`,
-    [name ?? null]
-  )
-}
 
 /** The settings of a pool not deleted, or undefined. */
 export async function settings (db: Db, name: string): Promise<(PoolSettings & { name: string }) | undefined> {

@@ -70,6 +70,10 @@ export class ReadModel {
     return this.now
   }
 
+  allPools (): PoolState[] {
+    return [...this.pools.values()]
+  }
+
   pool (name: string): PoolState | undefined {
     return this.pools.get(name)
   }
