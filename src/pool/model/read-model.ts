@@ -6,7 +6,7 @@ import { PoolState, type ModelToken, type PoolRow, type TokenRow } from './pool-
 // Events read per statement while catching up.
 const EVENTS_PER_READ = 5_000
 // Tokens read per statement when a pool is (re)loaded.
-const TOKENS_PER_READ = 50_000
+const TOKENS_PER_READ = 20_000
 // A node that could not follow the log for this long reads everything again: the log
 // keeps at least an hour, so the events it missed are still there well within it.
 const REBUILD_AFTER_MS = 10 * 60_000
