@@ -451,9 +451,11 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
 
   /** Every token of a pool, a page at a time from the read model: no copy of the pool is made. */
   async * streamTokens (pool: string, status?: TokenStatus): AsyncGenerator<TokenView> {
-    const state = await this.poolState(pool)
+    let state = await this.poolState(pool)
     let after: number | undefined
     for (;;) {
+      // A page from the pool's current copy (a reload may have replaced it meanwhile).
+      state = this.model.pool(pool) ?? state
       const rows = state.page(status, after, STREAM_PAGE)
       for (const t of rows) {
         // Between two yields time passes: a retired token whose lease ended is gone.

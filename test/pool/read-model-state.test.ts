@@ -132,3 +132,12 @@ test('pages start after the cursor and keep to one status', () => {
   assert.deepEqual(state.page('active', 25, 2).map((t) => t.position), [40, 60])
   assert.deepEqual(state.page(undefined, 85, 5).map((t) => t.position), [90])
 })
+
+test('a count stored for a window of another length (the setting changed) is 0, as the database reads it', () => {
+  // Counted in [24 h, 48 h) of 24 h windows; the pool now has 16 h windows and is in [32 h, 48 h).
+  const now = START + 35 * HOUR
+  const state = new PoolState({ ...settings, usage_window_hours: 16 }, now)
+  const base = row(1, now, { kind: 'row', token: 1, lease: null, cooling: null, disabled: false, retired: false, count: 3, counted: 0 })
+  state.append([{ ...base, counted_window: START + 24 * HOUR }, { ...row(2, now, { kind: 'row', token: 2, lease: null, cooling: null, disabled: false, retired: false, count: 2, counted: 0 }), counted_window: START + 32 * HOUR }])
+  assert.deepEqual(state.page(undefined, undefined, 10).map((t) => t.count), [0, 2])
+})

@@ -323,9 +323,10 @@ export class PoolState {
   private countOf (t: TokenRow): number {
     if (t.counted_window === null) return 0
     const length = this.settings.usage_window_hours * 3_600_000
-    // Window starts are whole multiples of the length after the pool's first: round, as
-    // the database computed it in µs.
-    return Math.round((t.counted_window - this.settings.window_started_at) / length) === this.windowIndex ? t.usage_count : 0
+    const start = this.settings.window_started_at + this.windowIndex * length
+    // The database stores the window's start (computed in µs) and counts it only if equal:
+    // a count of a window of another length (the setting changed) is 0 too.
+    return Math.abs(t.counted_window - start) < 0.5 ? t.usage_count : 0
   }
 
   private indexAt (now: number): number {

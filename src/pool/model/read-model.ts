@@ -129,7 +129,13 @@ export class ReadModel {
     this.now = Math.max(this.now, c.at_ms)
     for (const state of this.pools.values()) state.advance(this.now)
     for (const row of c.tokens) this.put(row)
-    for (const name of reload) await this.load(name)
+    try {
+      for (const name of reload) await this.load(name)
+    } catch (err) {
+      // The cursor is past the events that asked for these reloads: read everything again.
+      this.builtAt = undefined
+      throw err
+    }
     this.waiting = c.waiting
   }
 
