@@ -327,7 +327,8 @@ for (const backend of ['pglite', 'postgres'] as const) {
       await client.enable(token)
 
       // At the renewal cap: renewal_limit, with renewable_until in details.
-      await client.createPool({ name: 'capped', size: 1, lease_ttl_seconds: 1, lease_max_seconds: 1 })
+      // TTL = cap, long enough that the CLI's start on a busy machine can't outlast the lease.
+      await client.createPool({ name: 'capped', size: 1, lease_ttl_seconds: 60, lease_max_seconds: 60 })
       const capped = await client.pool('capped').allocate(u)
       const limit = cli(['renew', capped.token_id, '--user', u, '--pool', 'capped', '--url', url, '--json'])
       assert.equal(limit.code, 1)
