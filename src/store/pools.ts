@@ -4,7 +4,8 @@ import type { Db } from './db.js'
 // Tokens made or retired per statement: 50,000 take about a second, well inside the statement timeout.
 const PROVISION_STEP = 50_000
 
-const POOL_COLUMNS = `p.name, p.size, p.lease_ttl_seconds, p.lease_max_seconds, p.usage_window_hours, p.on_exhausted,
+/** A pool's name and settings, as `pools p` has them. */
+export const POOL_COLUMNS = `p.name, p.size, p.lease_ttl_seconds, p.lease_max_seconds, p.usage_window_hours, p.on_exhausted,
                       p.max_wait_seconds, p.cooldown_max_seconds, p.user_quota`
 
 /** The settings of a pool not deleted, or undefined. */

@@ -1,6 +1,7 @@
 import type { PoolRow, TokenRow } from '../pool/model/pool-state.js'
 import type { Db } from './db.js'
 import type { Position } from './events.js'
+import { POOL_COLUMNS } from './pools.js'
 
 /** What changed after a position of the log, read in one snapshot (tp_catch_up). */
 export interface Changes {
@@ -35,9 +36,7 @@ export async function horizon (db: Db): Promise<{ horizon: string, at_ms: number
 /** Every pool not deleted (or one), with its settings. */
 export async function poolRows (db: Db, name?: string): Promise<PoolRow[]> {
   return await db.query<PoolRow>(
-    `SELECT p.name, p.size, p.lease_ttl_seconds, p.lease_max_seconds, p.usage_window_hours, p.on_exhausted,
-            p.max_wait_seconds, p.cooldown_max_seconds, p.user_quota,
-            (extract(epoch FROM p.window_started_at) * 1000)::float8 AS window_started_at
+    `SELECT ${POOL_COLUMNS}, (extract(epoch FROM p.window_started_at) * 1000)::float8 AS window_started_at
        FROM pools p WHERE NOT p.deleted AND ($1::text IS NULL OR p.name = $1::text)`, [name ?? null])
 }
 

@@ -65,11 +65,6 @@ export class ReadModel {
     return await this.queued
   }
 
-  /** The database's time of the last catch-up, epoch ms: reads answer as of it. */
-  get at (): number {
-    return this.now
-  }
-
   allPools (): PoolState[] {
     return [...this.pools.values()]
   }
