@@ -1,6 +1,6 @@
-import { appendFileSync, mkdirSync } from 'node:fs'
+import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { describe, type TestContext } from 'node:test'
+import { after, describe, type TestContext } from 'node:test'
 import { PGlite } from '@electric-sql/pglite'
 import type { Db } from '../../src/store/db.js'
 import { PGLITE_EXTENSIONS, pgliteDb } from '../../src/store/pglite-db.js'
@@ -29,6 +29,8 @@ export function describeMultiConnection (name: string, fn: () => void): void {
 }
 
 let sharedPglite: Promise<PGlite> | undefined
+// An instance started from saved files keeps the process alive until it is closed.
+after(async () => { await (await sharedPglite)?.close() })
 
 /**
  * A migrated database in a schema of its own, dropped when the test ends.
@@ -70,7 +72,7 @@ async function schemaOnSharedPglite (schema: string): Promise<Db> {
   // One connection, one search_path: a second live schema would silently take over the first one's queries.
   if (pgliteSchemaInUse !== undefined) throw new Error(`PGlite tests get one database at a time; ${pgliteSchemaInUse} is still open`)
   pgliteSchemaInUse = schema
-  sharedPglite ??= PGlite.create(undefined, { extensions: PGLITE_EXTENSIONS })
+  sharedPglite ??= freshPglite()
   const pg = await sharedPglite
   await pg.exec(`CREATE SCHEMA ${schema}; SET search_path TO ${schema}, public`)
   // The instance is shared by the whole test file.
@@ -78,6 +80,26 @@ async function schemaOnSharedPglite (schema: string): Promise<Db> {
     await pg.exec('SET search_path TO public')
     pgliteSchemaInUse = undefined
   })
+}
+
+const PGLITE_VERSION = (JSON.parse(readFileSync(new URL('../../node_modules/@electric-sql/pglite/package.json', import.meta.url), 'utf8')) as { version: string }).version
+const INITDB = new URL(`../artifacts/pglite-${PGLITE_VERSION}-initdb.tar`, import.meta.url)
+
+/**
+ * A new in-memory PGlite. Its initdb takes seconds (most of a small test file's time), so
+ * the first test process keeps the new cluster's files and every later one starts from them.
+ */
+export async function freshPglite (): Promise<PGlite> {
+  let saved: Buffer | undefined
+  try { saved = readFileSync(INITDB) } catch {}
+  if (saved !== undefined) return await PGlite.create(undefined, { extensions: PGLITE_EXTENSIONS, loadDataDir: new Blob([saved]) })
+  const pg = await PGlite.create(undefined, { extensions: PGLITE_EXTENSIONS })
+  const files = Buffer.from(await (await pg.dumpDataDir('none')).arrayBuffer())
+  mkdirSync(new URL('.', INITDB), { recursive: true })
+  const part = new URL(`${INITDB.href}.${process.pid}`)
+  writeFileSync(part, files)
+  renameSync(part, INITDB)
+  return pg
 }
 
 /** The URL a child process should use to reach the same PostgreSQL schema. */

@@ -5,13 +5,12 @@ import Fastify from 'fastify'
 import errors from '../../src/http/plugins/errors.js'
 import eventRoutes from '../../src/http/routes/events.js'
 import { ErrorBody } from '../../src/http/schemas/common.js'
-import { PGlite } from '@electric-sql/pglite'
 import { buildApp } from '../../src/http/app.js'
 import { TokenPool } from '../../src/pool/pool.js'
 import { head, prune } from '../../src/store/events.js'
-import { PGLITE_EXTENSIONS, pgliteDb } from '../../src/store/pglite-db.js'
+import { pgliteDb } from '../../src/store/pglite-db.js'
 import { build, json, travel, type Harness } from '../helpers/app.js'
-import { describeEachBackend, type Backend } from '../helpers/db.js'
+import { describeEachBackend, freshPglite, type Backend } from '../helpers/db.js'
 import { SseClient } from './helpers/sse.js'
 import { Access } from '../../src/http/plugins/auth.js'
 
@@ -198,7 +197,7 @@ describeEachBackend('GET /api/events', (backend) => {
 
 test('head ordering: a subscriber that starts after events whose xids cross 999 → 1000 gets no replay (PGlite, xids burned)', async (t) => {
   // Its own PGlite, so that its transaction ids start low whatever ran before in this file.
-  const pg = await PGlite.create(undefined, { extensions: PGLITE_EXTENSIONS })
+  const pg = await freshPglite()
   const db = pgliteDb(pg, async () => { await pg.close() })
   const pool = new TokenPool(db, { defaultPool: { size: 50 }, sweepIntervalMs: 0 })
   await pool.start()

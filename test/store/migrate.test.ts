@@ -2,21 +2,20 @@ import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { readdirSync } from 'node:fs'
 import { test, type TestContext } from 'node:test'
-import { PGlite } from '@electric-sql/pglite'
 import { buildApp } from '../../src/http/app.js'
 import type { Db } from '../../src/store/db.js'
 import { migrate } from '../../src/store/migrate.js'
 import { openPostgres } from '../../src/store/pg-db.js'
-import { PGLITE_EXTENSIONS, pgliteDb } from '../../src/store/pglite-db.js'
+import { pgliteDb } from '../../src/store/pglite-db.js'
 import { TokenPool } from '../../src/pool/pool.js'
-import { describeEachBackend, describeMultiConnection, POSTGRES_URL, testDb, type Backend } from '../helpers/db.js'
+import { describeEachBackend, describeMultiConnection, freshPglite, POSTGRES_URL, testDb, type Backend } from '../helpers/db.js'
 
 const MIGRATIONS = readdirSync(new URL('../../migrations/', import.meta.url)).filter((f) => f.endsWith('.sql'))
 
 /** A database with nothing in it: its own PGlite, or a new schema on the test PostgreSQL. */
 async function emptyDb (t: TestContext, backend: Backend): Promise<Db> {
   if (backend === 'pglite') {
-    const pg = await PGlite.create(undefined, { extensions: PGLITE_EXTENSIONS })
+    const pg = await freshPglite()
     const db = pgliteDb(pg, async () => { await pg.close() })
     t.after(async () => { await db.close() })
     return db
