@@ -7,7 +7,7 @@ import { TokenPoolClient } from '../../src/client/index.js'
 import { openPostgres } from '../../src/store/pg-db.js'
 import { POSTGRES_URL, postgresUrlFor, type Backend } from '../helpers/db.js'
 import { freePort } from '../helpers/server.js'
-import { cli, ROOT, startServer, type Server } from './helpers/server.js'
+import { cli, cliEach, ROOT, startServer, type Server } from './helpers/server.js'
 
 const ADMIN = 'sesame'
 const COMMANDS = [
@@ -152,67 +152,6 @@ for (const backend of ['pglite', 'postgres'] as const) {
       const missing = cli(['history', randomUUID(), '--url', url])
       assert.equal(missing.code, 1)
       assert.match(missing.stderr, /not_found/)
-    })
-
-    test('exit 2 on a bad command line, with the usage on stderr', () => {
-      const token = randomUUID()
-      const cases = [
-        ['allocate', '--url', url],
-        ['allocate', '--user'],
-        ['allocate', '--user', randomUUID(), '--pool', 'Not A Pool'],
-        ['release', '--user', randomUUID(), '--url', url],
-        ['release', randomUUID(), randomUUID(), '--user', randomUUID()],
-        ['status', '--status', 'busy', '--url', url],
-        ['stats', '--frobnicate'],
-        ['stats', '--least-used-limit', '0', '--url', url],
-        ['history', randomUUID(), '--limit', '0', '--url', url],
-        ['stats', '--url', 'localhost:4000'],
-        ['renew', token, '--url', url],
-        ['cooldown', token, '--user', randomUUID(), '--url', url],
-        ['cooldown', token, '--seconds', '0', '--url', url],
-        ['cooldown', token, '--seconds', 'soon', '--url', url],
-        ['cooldown', token, '--seconds', '5', '--reallocate', '--url', url],
-        ['label', token, '--url', url],
-        ['label', token, 'text', '--remove', '--url', url],
-        ['disable', '--url', url],
-        ['enable', token, token, '--url', url],
-        ['export', '--format', 'xml', '--url', url],
-        ['export', '--since', 'yesterday', '--url', url],
-        ['watch', '--pool', 'Not A Pool', '--url', url],
-        ['pools', 'extra', '--url', url],
-        ['pool create', '--url', url],
-        ['pool create', 'x', '--size', 'big', '--url', url],
-        ['pool create', 'x', '--on-exhausted', 'wait', '--url', url],
-        ['pool create', 'x', '--user-quota', 'lots', '--url', url],
-        ['pool set', 'x', '--url', url],
-        ['pool delete', 'x', '--frobnicate', '--url', url],
-      ]
-      for (const [name, ...rest] of cases) {
-        const r = cli([...name!.split(' '), ...rest])
-        assert.equal(r.code, 2, `${name} ${rest.join(' ')}: ${r.stdout}${r.stderr}`)
-        assert.match(r.stderr, new RegExp(`^token-pool ${name}: .+\\n\\nUsage: token-pool ${name}`))
-      }
-      assert.equal(cli(['pool']).code, 2)
-      assert.match(cli(['pool', 'rename', 'x']).stderr, /^token-pool pool: unknown subcommand "rename"/)
-      assert.equal(cli(['no-such-command']).code, 2)
-    })
-
-    test('exit 3 when the service cannot be reached, also with --json', () => {
-      const down = 'http://127.0.0.1:4599'
-      const token = randomUUID()
-      const commands = [
-        ['status'], ['stats'], ['allocate', '--user', randomUUID()], ['clear'], ['pools'], ['pool', 'create', 'x'],
-        ['renew', token, '--user', randomUUID()], ['cooldown', token, '--seconds', '1'], ['disable', token], ['label', token, 'x'],
-        ['export'], ['watch'],
-      ]
-      for (const args of commands) {
-        const r = cli([...args, '--url', down])
-        assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`)
-        assert.match(r.stderr, /cannot reach http:\/\/127\.0\.0\.1:4599: ECONNREFUSED/)
-      }
-      const json = cli(['stats', '--json'], { TOKEN_POOL_URL: down })
-      assert.equal(json.code, 3)
-      assert.equal(JSON.parse(json.stdout).error.code, 'unreachable')
     })
 
     test('pools, and pool create, set and delete with the admin token', async () => {
@@ -446,25 +385,91 @@ for (const backend of ['pglite', 'postgres'] as const) {
   })
 }
 
-test('--help on every command: usage, options and the exit codes, exit 0', () => {
-  for (const name of COMMANDS) {
-    const r = cli([name, '--help'])
+test('--help on every command: usage, options and the exit codes, exit 0', async () => {
+  const subcommands = ['create', 'set', 'delete']
+  const runs = await cliEach([...COMMANDS.map((name) => [name, '--help']), ...subcommands.map((name) => ['pool', name, '--help']), ['pool', '--help'], ['--help']])
+  COMMANDS.forEach((name, i) => {
+    const r = runs[i]!
     assert.equal(r.code, 0, name)
     assert.match(r.stdout, new RegExp(`^Usage: token-pool ${name}`))
     assert.match(r.stdout, /--url URL/)
     assert.match(r.stdout, /--json/)
     assert.match(r.stdout, /Exit codes:\n {2}0 {2}done\n {2}1 .+\n {2}2 {2}bad command line\n {2}3 {2}the service could not be reached/)
-  }
-  for (const name of ['create', 'set', 'delete']) {
-    const r = cli(['pool', name, '--help'])
+  })
+  subcommands.forEach((name, i) => {
+    const r = runs[COMMANDS.length + i]!
     assert.equal(r.code, 0, name)
     assert.match(r.stdout, new RegExp(`^Usage: token-pool pool ${name} NAME`))
     assert.match(r.stdout, /Exit codes:/)
-  }
-  assert.match(cli(['pool', 'create', '--help']).stdout, /--user-quota N\|none/)
-  const group = cli(['pool', '--help'])
-  assert.equal(group.code, 0)
-  assert.match(group.stdout, /^ {2}pool create /m)
-  const top = cli(['--help'])
-  for (const name of [...COMMANDS, 'pool']) assert.match(top.stdout, new RegExp(`^ {2}${name} `, 'm'))
+  })
+  assert.match(runs[COMMANDS.length]!.stdout, /--user-quota N\|none/)
+  const [group, top] = runs.slice(COMMANDS.length + subcommands.length)
+  assert.equal(group!.code, 0)
+  assert.match(group!.stdout, /^ {2}pool create /m)
+  for (const name of [...COMMANDS, 'pool']) assert.match(top!.stdout, new RegExp(`^ {2}${name} `, 'm'))
+})
+
+test('exit 2 on a bad command line, with the usage on stderr, before reaching the service', async () => {
+  const url = 'http://127.0.0.1:4599'
+  const token = randomUUID()
+  const cases = [
+    ['allocate', '--url', url],
+    ['allocate', '--user'],
+    ['allocate', '--user', randomUUID(), '--pool', 'Not A Pool'],
+    ['release', '--user', randomUUID(), '--url', url],
+    ['release', randomUUID(), randomUUID(), '--user', randomUUID()],
+    ['status', '--status', 'busy', '--url', url],
+    ['stats', '--frobnicate'],
+    ['stats', '--least-used-limit', '0', '--url', url],
+    ['history', randomUUID(), '--limit', '0', '--url', url],
+    ['stats', '--url', 'localhost:4000'],
+    ['renew', token, '--url', url],
+    ['cooldown', token, '--user', randomUUID(), '--url', url],
+    ['cooldown', token, '--seconds', '0', '--url', url],
+    ['cooldown', token, '--seconds', 'soon', '--url', url],
+    ['cooldown', token, '--seconds', '5', '--reallocate', '--url', url],
+    ['label', token, '--url', url],
+    ['label', token, 'text', '--remove', '--url', url],
+    ['disable', '--url', url],
+    ['enable', token, token, '--url', url],
+    ['export', '--format', 'xml', '--url', url],
+    ['export', '--since', 'yesterday', '--url', url],
+    ['watch', '--pool', 'Not A Pool', '--url', url],
+    ['pools', 'extra', '--url', url],
+    ['pool create', '--url', url],
+    ['pool create', 'x', '--size', 'big', '--url', url],
+    ['pool create', 'x', '--on-exhausted', 'wait', '--url', url],
+    ['pool create', 'x', '--user-quota', 'lots', '--url', url],
+    ['pool set', 'x', '--url', url],
+    ['pool delete', 'x', '--frobnicate', '--url', url],
+  ]
+  const runs = await cliEach([...cases.map(([name, ...rest]) => [...name!.split(' '), ...rest]), ['pool'], ['pool', 'rename', 'x'], ['no-such-command']])
+  cases.forEach(([name, ...rest], i) => {
+    const r = runs[i]!
+    assert.equal(r.code, 2, `${name} ${rest.join(' ')}: ${r.stdout}${r.stderr}`)
+    assert.match(r.stderr, new RegExp(`^token-pool ${name}: .+\\n\\nUsage: token-pool ${name}`))
+  })
+  const [pool, rename, unknown] = runs.slice(cases.length)
+  assert.equal(pool!.code, 2)
+  assert.equal(rename!.code, 2)
+  assert.match(rename!.stderr, /^token-pool pool: unknown subcommand "rename"/)
+  assert.equal(unknown!.code, 2)
+})
+
+test('exit 3 when the service cannot be reached, also with --json', async () => {
+  const down = 'http://127.0.0.1:4599'
+  const token = randomUUID()
+  const commands = [
+    ['status'], ['stats'], ['allocate', '--user', randomUUID()], ['clear'], ['pools'], ['pool', 'create', 'x'],
+    ['renew', token, '--user', randomUUID()], ['cooldown', token, '--seconds', '1'], ['disable', token], ['label', token, 'x'],
+    ['export'], ['watch'],
+  ]
+  const runs = await cliEach(commands.map((args) => [...args, '--url', down]))
+  commands.forEach((args, i) => {
+    assert.equal(runs[i]!.code, 3, `${args.join(' ')}: ${runs[i]!.stderr}`)
+    assert.match(runs[i]!.stderr, /cannot reach http:\/\/127\.0\.0\.1:4599: ECONNREFUSED/)
+  })
+  const json = cli(['stats', '--json'], { TOKEN_POOL_URL: down })
+  assert.equal(json.code, 3)
+  assert.equal(JSON.parse(json.stdout).error.code, 'unreachable')
 })

@@ -1,4 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs'
+import { after } from 'node:test'
+import { chromium, type Browser } from 'playwright-core'
 
 /** Debian's chromium, never a downloaded browser. CI installs it: apt-get install -y chromium */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -16,7 +18,25 @@ export const browserSkip: string | false = process.env.SKIP_BROWSER === '1'
 const MARKER = new URL('../artifacts/browser-ran', import.meta.url)
 
 /** Records that a browser really started, for .ci/run to check. */
-export function browserRan (): void {
+function browserRan (): void {
   mkdirSync(new URL('.', MARKER), { recursive: true })
   appendFileSync(MARKER, '.')
+}
+
+let browser: Promise<Browser> | undefined
+// Imported by a test file: its browser closes when the file's tests end.
+after(async () => { await (await browser)?.close() })
+
+/**
+ * One headless Chromium for the test file (starting one takes seconds): each test opens a
+ * context of its own (`browser.newContext()`), which shares no cookies, storage or cache.
+ */
+export async function sharedBrowser (): Promise<Browser> {
+  browser ??= chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  }).then((b) => { browserRan(); return b })
+  return await browser
 }

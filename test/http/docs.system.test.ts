@@ -1,10 +1,6 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { test } from 'node:test'
-import { chromium } from 'playwright-core'
-import { browserRan, browserSkip, CHROMIUM } from '../helpers/browser.js'
+import { browserSkip, sharedBrowser } from '../helpers/browser.js'
 import { build } from '../helpers/app.js'
 
 // Page functions run in the browser; the project compiles without the DOM library.
@@ -20,19 +16,10 @@ test('/docs renders Swagger UI in a real browser, under the service\'s CSP, with
   const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> }
   const operations = Object.values(doc.paths).reduce((n, item) => n + Object.keys(item).length, 0)
 
-  const profile = mkdtempSync(join(tmpdir(), 'token-pool-chromium-'))
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
-  browserRan()
-  // t.after runs in reverse order: the browser closes before the app.
-  t.after(async () => {
-    await context.close()
-    rmSync(profile, { recursive: true, force: true })
-  })
-  const page = context.pages()[0] ?? await context.newPage()
+  const context = await (await sharedBrowser()).newContext()
+  // t.after runs in reverse order: the page closes before the app.
+  t.after(async () => { await context.close() })
+  const page = await context.newPage()
   const problems: string[] = []
   const requests: string[] = []
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`))

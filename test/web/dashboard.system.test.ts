@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
 import { createHash, randomUUID } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test, type TestContext } from 'node:test'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { browserRan, browserSkip, CHROMIUM } from '../helpers/browser.js'
+import type { BrowserContext, Page } from 'playwright-core'
+import { browserSkip, sharedBrowser } from '../helpers/browser.js'
 import { build, type DefaultPoolOptions } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
 
@@ -20,27 +19,16 @@ const SCREENSHOTS = fileURLToPath(new URL(process.env.UPDATE_SCREENSHOTS === '1'
 // Long enough for a slow CI machine; a healthy run sees each change within a second.
 const SEEN = { timeout: 10_000 }
 
-/** A real server (buildApp + listen) on its own database, and a fresh headless Chromium on it. */
+/** A real server (buildApp + listen) on its own database, and a fresh browser context on it. */
 async function open (t: TestContext, backend: Backend, opts: DefaultPoolOptions & { adminToken?: string, hash?: string } = {}) {
   const { app, db } = await build(t, backend, { poolSize: 100, ...opts })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const base = `http://127.0.0.1:${port}`
-  const profile = mkdtempSync(join(tmpdir(), 'token-pool-chromium-'))
-  const context: BrowserContext = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  })
-  browserRan()
+  const context: BrowserContext = await (await sharedBrowser()).newContext({ viewport: { width: 1280, height: 900 } })
   // Closed before the app (t.after runs in reverse order): the page's event stream must not hold app.close().
-  t.after(async () => {
-    await context.close()
-    rmSync(profile, { recursive: true, force: true })
-  })
-  const page = context.pages()[0] ?? await context.newPage()
+  t.after(async () => { await context.close() })
+  const page = await context.newPage()
   const problems: string[] = []
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`))
   page.on('console', (msg) => { if (msg.type() === 'error' && !/Failed to load resource/.test(msg.text())) problems.push(`console: ${msg.text()}`) })

@@ -1,4 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -70,6 +71,29 @@ export function cli (args: string[], env: Record<string, string | undefined> = {
     timeout: 60_000,
   })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/**
+ * Many commands that don't depend on each other, run at once (a command is mostly Node's
+ * start-up): their results in the order given.
+ */
+export async function cliEach (commands: string[][], env: Record<string, string | undefined> = {}): Promise<Run[]> {
+  const run = promisify(execFile)
+  return await Promise.all(commands.map(async (args) => {
+    try {
+      const r = await run(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+        cwd: ROOT,
+        env: defined({ ...process.env, TOKEN_POOL_URL: undefined, ADMIN_TOKEN: undefined, ...env }),
+        encoding: 'utf8',
+        timeout: 60_000,
+      })
+      return { code: 0, stdout: r.stdout, stderr: r.stderr }
+    } catch (e) {
+      const failed = e as { code?: number | string, stdout?: string, stderr?: string }
+      if (typeof failed.code !== 'number') throw e
+      return { code: failed.code, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' }
+    }
+  }))
 }
 
 const defined = (env: Record<string, string | undefined>) =>
