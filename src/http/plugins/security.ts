@@ -1,7 +1,7 @@
-import helmet from '@fastify/helmet'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import helmet from 'helmet'
 import type { Socket } from 'node:net'
 import { PoolError } from '../../domain/errors.js'
 import { sendError } from './errors.js'
@@ -20,7 +20,9 @@ const FIRST_REQUEST_GRACE_MS = 1000
 export default fp(async function security (app: FastifyInstance, { rateLimitPerMinute = 0 }: SecurityOptions) {
   drainOnClose(app)
 
-  await app.register(helmet, {
+  // Built once: @fastify/helmet builds helmet's middleware again for every request, which
+  // measured 9% of a token read's CPU.
+  const securityHeaders = helmet({
     // The dashboard and Swagger UI come from this same origin: their own scripts, styles and
     // images load; nothing from elsewhere, no inline script. Swagger UI sets inline styles.
     contentSecurityPolicy: {
@@ -36,6 +38,7 @@ export default fp(async function security (app: FastifyInstance, { rateLimitPerM
     },
     strictTransportSecurity: false,
   })
+  app.addHook('onRequest', (request, reply, done) => { securityHeaders(request.raw, reply.raw, (err) => { done(err as Error | undefined) }) })
 
   if (rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
