@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test'
 import { TokenPoolClient } from '../../src/client/index.js'
 import { queueLine } from '../../src/cli/allocate.js'
 import { openPostgres } from '../../src/store/pg-db.js'
-import { POSTGRES_URL, postgresUrlFor, type Backend } from '../helpers/db.js'
+import { pgliteDataUrl, POSTGRES_URL, postgresUrlFor, type Backend } from '../helpers/db.js'
 import { freePort } from '../helpers/server.js'
 import { cli, ROOT, startServer, type Server } from './helpers/server.js'
 
@@ -14,9 +14,9 @@ import { cli, ROOT, startServer, type Server } from './helpers/server.js'
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
 
-/** The server's database: an in-memory PGlite, or a fresh schema of TEST_DATABASE_URL (dropped at the end). */
+/** The server's database: a PGlite data directory of its own, or a fresh schema of TEST_DATABASE_URL (dropped at the end). */
 async function database (backend: Backend): Promise<{ url: string, drop: () => Promise<void> }> {
-  if (backend === 'pglite' || POSTGRES_URL === undefined) return { url: 'memory://', drop: async () => {} }
+  if (backend === 'pglite' || POSTGRES_URL === undefined) return { url: await pgliteDataUrl(), drop: async () => {} }
   const schema = 'cliwait_' + randomBytes(6).toString('hex')
   const db = openPostgres(POSTGRES_URL, { max: 1 })
   await db.query(`CREATE SCHEMA ${schema}`)

@@ -1,5 +1,6 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { promisify } from 'node:util'
+import { pgliteDataUrl } from '../../helpers/db.js'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -13,15 +14,17 @@ export interface Server {
 }
 
 /**
- * `token-pool serve` as its own process on an in-memory PGlite, as an operator runs it.
+ * `token-pool serve` as its own process, as an operator runs it: on a PGlite data directory
+ * of its own unless env says otherwise.
  * Resolves once it says it listens. `wrap` runs it under another program (e.g. `script` for a terminal).
  */
 export async function startServer (port: number, env: Record<string, string> = {}, wrap?: (argv: string[]) => string[]): Promise<Server> {
   const argv = [process.execPath, '--import', 'tsx', MAIN, 'serve']
   const [cmd, ...args] = wrap === undefined ? argv : wrap(argv)
+  const databaseUrl = env.DATABASE_URL ?? await pgliteDataUrl()
   const child = spawn(cmd!, args, {
     cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: 'memory://', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, DATABASE_URL: databaseUrl, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
   })
