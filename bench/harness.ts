@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -6,6 +7,8 @@ import { promisify } from 'node:util'
 import { freshPglite, freshPostgres, integrity, provisionPostgres, readDatabase, type Integrity } from './db.js'
 import type { LoadResult, LoadSpec } from './load.js'
 import { sampleRss, startServer, type Server } from './servers.js'
+import { TokenPool } from '../src/pool/pool.js'
+import { openPostgres } from '../src/store/pg-db.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const run = promisify(execFile)
@@ -107,6 +110,63 @@ export async function allocate (o: AllocateOptions): Promise<Row> {
     }
   } finally {
     await Promise.all(servers.map(async (s) => await s.stop()))
+  }
+}
+
+/**
+ * The cycle's writes without HTTP: 64 workers call the service's own TokenPool (batched
+ * allocations and releases, one PostgreSQL) in this process. What the database path alone
+ * manages on this machine: the HTTP cycle can't beat it.
+ */
+export async function cycleWithoutHttp (o: RunOptions & { poolSize: number }): Promise<Row> {
+  const url = await freshDb('postgres', 'cycle')
+  await provisionPostgres(url, o.poolSize)
+  const db = openPostgres(url)
+  const pool = new TokenPool(db, { defaultPool: { size: o.poolSize } })
+  await pool.start()
+  let ops = 0
+  let errors = 0
+  const latencies: number[] = []
+  const timed = async <T>(call: () => Promise<T>, counted: boolean): Promise<T | undefined> => {
+    const t0 = performance.now()
+    try {
+      return await call()
+    } catch {
+      errors++
+      return undefined
+    } finally {
+      if (counted) { ops++; latencies.push(performance.now() - t0) }
+    }
+  }
+  const work = async (until: number, counted: boolean) => {
+    await Promise.all(Array.from({ length: o.connections }, async () => {
+      while (performance.now() < until) {
+        const userId = randomUUID()
+        const lease = await timed(async () => await pool.allocate(userId), counted)
+        if (lease !== undefined) await timed(async () => await pool.release(lease.tokenId, userId), counted)
+      }
+    }))
+  }
+  try {
+    await work(performance.now() + o.warmupSeconds * 1000, false)
+    await work(performance.now() + o.seconds * 1000, true)
+  } finally {
+    await pool.stop()
+    await db.close()
+  }
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0) * 100) / 100
+  const check = await integrity(url)
+  return {
+    case: 'cycle',
+    backend: 'postgres',
+    detail: `allocate + release without HTTP (TokenPool in one process), pool ${o.poolSize.toLocaleString('en')}, ${o.connections} workers`,
+    rps: ops / o.seconds,
+    p50: at(0.5),
+    p99: at(0.99),
+    errors,
+    answers: ops,
+    check: checkText(check, 0),
   }
 }
 

@@ -79,7 +79,10 @@ if (wanted('allocate')) {
     detail: 'pool 100,000, LOG_LEVEL=info (a JSON line per request)',
   }))
 }
-if (wanted('cycle')) await step('cycle', async () => await h.cycle({ ...port(20), backend: 'postgres', poolSize: 100_000 }))
+if (wanted('cycle')) {
+  await step('cycle', async () => await h.cycle({ ...port(20), backend: 'postgres', poolSize: 100_000 }))
+  await step('cycle without HTTP', async () => await h.cycleWithoutHttp({ ...opts, poolSize: 100_000 }))
+}
 if (wanted('read')) {
   // Empty is the literal baseline; 100 usages a token fills the same 50-row page as 10,000,000 do.
   for (const n of [...new Set([0, 100_000, readRows])]) {
