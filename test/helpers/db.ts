@@ -117,6 +117,7 @@ after(() => { for (const dir of dataDirs) rmSync(dir, { recursive: true, force: 
 export async function pgliteDataUrl (): Promise<string> {
   if (!existsSync(DATA_DIR)) {
     const part = `${DATA_DIR}.${process.pid}`
+    mkdirSync(new URL('.', INITDB), { recursive: true })
     const pg = await PGlite.create(part, { extensions: PGLITE_EXTENSIONS })
     await pg.close()
     renameSync(part, DATA_DIR)
