@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process'
 import * as flows from './flow-cases.js'
 import * as h from './harness.js'
 import { runFrom } from './servers.js'
+import { targetsTable } from './targets.js'
 
 /**
  * `npm run bench`: every case of issue 4, each against the ceiling of this same run.
@@ -160,7 +161,7 @@ const header = [
   `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}. Load average (1 / 5 min) at the start ${loadAtStart[0]?.toFixed(2)} / ${loadAtStart[1]?.toFixed(2)}, at the end ${l1?.toFixed(2)} / ${l5?.toFixed(2)}: other work shares these cores.`,
   `Date: ${new Date().toISOString()}. Command: npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}. ${opts.seconds} s per run after ${opts.warmupSeconds} s warm-up, ${opts.connections} connections. Total ${((performance.now() - started) / 1000).toFixed(0)} s.`,
 ]
-const report = [...header, '', table, '', ...notes.map((n) => '- ' + n)].join('\n') + '\n'
+const report = [...header, '', table, '', 'Issue 11\'s targets, each a ratio to this run\'s ceiling:', '', targetsTable(rows), '', ...notes.map((n) => '- ' + n)].join('\n') + '\n'
 process.stdout.write('\n' + report)
 mkdirSync(new URL('./.results/', import.meta.url), { recursive: true })
 writeFileSync(new URL('./.results/latest.md', import.meta.url), report)
