@@ -46,6 +46,8 @@ export const ALIVE_MS = 5000
 const HEARTBEAT_MS = ALIVE_MS / 5
 // Waiters look again this often whatever happens: the bound on a lost wake-up.
 const POLL_MS = 1000
+// How long a lease this node answered is remembered: far longer than a batch can be in flight.
+const ANSWERED_MS = 60_000
 
 interface Request {
   resolve: (row: DbGrant) => void
@@ -88,6 +90,12 @@ export class WaitingRoom {
   private readonly sending = new Map<string, number>()
   /** called when no batch asks for that pool and user any more */
   private readonly idle = new Map<string, Array<() => void>>()
+  /**
+   * Leases this node answered lately (id → when). Two batches may ask for one waiter at
+   * once; the answer that comes second finds it served and must not give back the lease
+   * the first one handed it (the same lease, granted by one and seen by the other).
+   */
+  private readonly answered = new Map<number, number>()
   private heartbeat: NodeJS.Timeout | undefined
   private poll: NodeJS.Timeout | undefined
   private unlisten: Promise<(() => Promise<void>) | undefined> | undefined
@@ -154,9 +162,13 @@ export class WaitingRoom {
     const requeue: string[] = []
     for (const row of rows) {
       const w = q?.waiters.get(row.user_id)
+      const lease = row.lease_id !== null && ['new', 'existing', 'granted'].includes(row.outcome) ? row.lease_id : undefined
       if (w === undefined || w.requests.size === 0) {
-        // Nobody here waits for this answer any more: the waiter left while it was decided.
-        if (asked.waiterOnly.has(row.user_id)) this.orphan(pool, row, asked.retried.has(row.user_id))
+        // Nobody here waits for this answer any more: the waiter left while it was decided,
+        // or another batch served it already.
+        if (!asked.waiterOnly.has(row.user_id)) {
+          if (lease !== undefined) this.remember(lease)
+        } else if (lease === undefined || !this.answered.has(lease)) this.orphan(pool, row, asked.retried.has(row.user_id))
         continue
       }
       // An answer to this user's request that does not wait says nothing to its waiting
@@ -195,6 +207,7 @@ export class WaitingRoom {
           q!.waiters.delete(row.user_id)
           // Granted in a turn that did not ask for it: its row is marked, not gone.
           if (row.outcome === 'granted') waiters.handedOver(this.deps.db, pool, row.user_id, this.node).catch(() => {})
+          if (lease !== undefined) this.remember(lease)
           for (const req of w.requests) this.finish(req)
           for (const req of w.requests) req.resolve(row)
       }
@@ -310,6 +323,15 @@ export class WaitingRoom {
     settled
       .then(async () => { await this.leaveNow(pool, userId) })
       .finally(() => { req.reject(err) })
+  }
+
+  private remember (leaseId: number): void {
+    const now = Date.now()
+    this.answered.set(leaseId, now)
+    for (const [id, at] of this.answered) {
+      if (now - at < ANSWERED_MS) break
+      this.answered.delete(id)
+    }
   }
 
   private onIdle (key: string, fn: () => void): void {

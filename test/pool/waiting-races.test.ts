@@ -5,8 +5,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { TokenPool } from '../../src/pool/pool.js'
 import type { Db, Session } from '../../src/store/db.js'
 import * as waiters from '../../src/store/waiters.js'
+import type { DbGrant } from '../../src/store/leases.js'
+import { WaitingRoom } from '../../src/pool/waiting.js'
+import { PoolError } from '../../src/domain/errors.js'
 import { build, defaultPool } from '../helpers/app.js'
-import { describeEachBackend, describeMultiConnection } from '../helpers/db.js'
+import { describeEachBackend, describeMultiConnection, testDb } from '../helpers/db.js'
 import { until } from '../helpers/until.js'
 
 /** One connection held open, for statements the test runs between the pool's. */
@@ -123,4 +126,49 @@ describeEachBackend('waiting: the deadline timer', (backend) => {
     // The 1 s poll would serve it up to a second late.
     assert.ok(lease.startedAt.getTime() - holder.expiresAt.getTime() < 300, `served ${lease.startedAt.getTime() - holder.expiresAt.getTime()} ms after the expiry`)
   })
+})
+
+describeEachBackend('waiting: two batches answering one waiter', (backend) => {
+  // Two batches may ask for one waiter at once (a turn and a retry). The one answered second
+  // finds the waiter served, with the very lease it names: that lease must stay with it.
+  for (const order of [['new', 'existing'], ['existing', 'new']] as const) {
+    test(`answered '${order[0]}' then '${order[1]}' with the same lease: it is not given back; a lease never answered is`, async (t) => {
+      const db = await testDb(t, backend)
+      const given: number[] = []
+      const room = new WaitingRoom({
+        db,
+        retry: async () => {},
+        giveBack: async (_pool, lease) => { given.push(Number(lease.tokenId.slice(-4))) },
+        timedOut: () => new PoolError('pool_exhausted', 'time is up'),
+        poke: () => {},
+      })
+      t.after(async () => { await room.close() })
+      const user = randomUUID()
+      const asked = { waiters: new Set([user]), waiterOnly: new Set([user]), retried: new Set([user]) }
+      const row = (outcome: DbGrant['outcome'], leaseId: number): DbGrant => ({
+        user_id: user,
+        outcome,
+        lease_id: leaseId,
+        token_id: `00000000-0000-4000-8000-00000000${String(leaseId).padStart(4, '0')}`,
+        started_at: new Date(),
+        expires_at: new Date(Date.now() + 60_000),
+        renewable_until: new Date(Date.now() + 60_000),
+        evicted_user_id: null,
+        retry_after_ms: null,
+        position: null,
+        waiting: null,
+        estimated_grant_at: null,
+        wake_at: null,
+        now: new Date(),
+      })
+      const served = room.enter('default', user, 30, {})
+      room.apply('default', [row(order[0], 7)], asked, new Date())
+      assert.equal((await served).lease_id, 7)
+      room.apply('default', [row(order[1], 7)], asked, new Date())
+      assert.deepEqual(given, [], 'the lease the waiter was handed stays with it')
+      // Control: a late answer naming a lease nobody here was handed (the waiter left) gives it back.
+      room.apply('default', [row('existing', 8)], asked, new Date())
+      assert.deepEqual(given, [8])
+    })
+  }
 })
