@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { TokenPoolClient } from '../../src/client/index.js'
-import { openPostgres } from '../../src/store/pg-db.js'
-import { pgliteDataUrl, POSTGRES_URL, postgresUrlFor, type Backend } from '../helpers/db.js'
+import { POSTGRES_URL } from '../helpers/db.js'
 import { freePort } from '../helpers/server.js'
-import { cli, cliEach, ROOT, startServer, type Server } from './helpers/server.js'
+import { cli, cliEach, ROOT, serverDatabase, startServer, type Server } from './helpers/server.js'
 
 const ADMIN = 'sesame'
 const COMMANDS = [
@@ -16,21 +15,6 @@ const COMMANDS = [
 ]
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
 const admin = { ADMIN_TOKEN: ADMIN }
-
-/** The server's database: a PGlite data directory of its own, or a fresh schema of TEST_DATABASE_URL (dropped at the end). */
-async function database (backend: Backend): Promise<{ url: string, drop: () => Promise<void> }> {
-  if (backend === 'pglite' || POSTGRES_URL === undefined) return { url: await pgliteDataUrl(), drop: async () => {} }
-  const schema = 'cli_' + randomBytes(6).toString('hex')
-  const db = openPostgres(POSTGRES_URL, { max: 1 })
-  await db.query(`CREATE SCHEMA ${schema}`)
-  return {
-    url: postgresUrlFor(schema),
-    drop: async () => {
-      await db.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => {})
-      await db.close()
-    },
-  }
-}
 
 /** A command that runs until stopped (watch), as its own process. */
 function spawnCli (args: string[], env: Record<string, string> = {}) {
@@ -62,11 +46,11 @@ for (const backend of ['pglite', 'postgres'] as const) {
   }, () => {
     let server: Server
     let url: string
-    let db: Awaited<ReturnType<typeof database>>
+    let db: Awaited<ReturnType<typeof serverDatabase>>
     /** for the tests' own setup: faster than a command each */
     let client: TokenPoolClient
     before(async () => {
-      db = await database(backend)
+      db = await serverDatabase(backend, 'cli_')
       server = await startServer(await freePort(), { POOL_SIZE: '2', ADMIN_TOKEN: ADMIN, DATABASE_URL: db.url })
       url = server.url
       client = new TokenPoolClient({ url, adminToken: ADMIN })

@@ -1,33 +1,17 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { TokenPoolClient } from '../../src/client/index.js'
 import { queueLine } from '../../src/cli/allocate.js'
-import { openPostgres } from '../../src/store/pg-db.js'
-import { pgliteDataUrl, POSTGRES_URL, postgresUrlFor, type Backend } from '../helpers/db.js'
+import { POSTGRES_URL } from '../helpers/db.js'
 import { freePort } from '../helpers/server.js'
-import { cli, ROOT, startServer, type Server } from './helpers/server.js'
+import { cli, ROOT, serverDatabase, startServer, type Server } from './helpers/server.js'
 
 // `token-pool allocate --wait` and `cooldown --reallocate --wait` against a running `token-pool serve`.
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
-
-/** The server's database: a PGlite data directory of its own, or a fresh schema of TEST_DATABASE_URL (dropped at the end). */
-async function database (backend: Backend): Promise<{ url: string, drop: () => Promise<void> }> {
-  if (backend === 'pglite' || POSTGRES_URL === undefined) return { url: await pgliteDataUrl(), drop: async () => {} }
-  const schema = 'cliwait_' + randomBytes(6).toString('hex')
-  const db = openPostgres(POSTGRES_URL, { max: 1 })
-  await db.query(`CREATE SCHEMA ${schema}`)
-  return {
-    url: postgresUrlFor(schema),
-    drop: async () => {
-      await db.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => {})
-      await db.close()
-    },
-  }
-}
 
 /** A command that waits, as its own process, so the test can act while it does. */
 function spawnCli (args: string[]) {
@@ -57,10 +41,10 @@ for (const backend of ['pglite', 'postgres'] as const) {
   }, () => {
     let server: Server
     let url: string
-    let db: Awaited<ReturnType<typeof database>>
+    let db: Awaited<ReturnType<typeof serverDatabase>>
     let client: TokenPoolClient
     before(async () => {
-      db = await database(backend)
+      db = await serverDatabase(backend, 'cliwait_')
       // One token, refused when taken: a second user has to wait.
       server = await startServer(await freePort(), { POOL_SIZE: '1', ON_EXHAUSTED: 'reject', DATABASE_URL: db.url })
       url = server.url

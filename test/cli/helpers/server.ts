@@ -1,6 +1,8 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { promisify } from 'node:util'
-import { pgliteDataUrl } from '../../helpers/db.js'
+import { randomBytes } from 'node:crypto'
+import { openPostgres } from '../../../src/store/pg-db.js'
+import { pgliteDataUrl, POSTGRES_URL, postgresUrlFor, type Backend } from '../../helpers/db.js'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -101,3 +103,18 @@ export async function cliEach (commands: string[][], env: Record<string, string 
 
 const defined = (env: Record<string, string | undefined>) =>
   Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined))
+
+/** A server's database: a PGlite data directory of its own, or a fresh schema of TEST_DATABASE_URL (dropped at the end). */
+export async function serverDatabase (backend: Backend, prefix: string): Promise<{ url: string, drop: () => Promise<void> }> {
+  if (backend === 'pglite' || POSTGRES_URL === undefined) return { url: await pgliteDataUrl(), drop: async () => {} }
+  const schema = prefix + randomBytes(6).toString('hex')
+  const db = openPostgres(POSTGRES_URL, { max: 1 })
+  await db.query(`CREATE SCHEMA ${schema}`)
+  return {
+    url: postgresUrlFor(schema),
+    drop: async () => {
+      await db.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => {})
+      await db.close()
+    },
+  }
+}
