@@ -167,7 +167,9 @@ export class WaitingRoom {
         // Nobody here waits for this answer any more: the waiter left while it was decided,
         // or another batch served it already.
         if (!asked.waiterOnly.has(row.user_id)) {
-          if (lease !== undefined) this.remember(lease)
+          // A plain request's lease: only a batch out now asking for this user as a waiter
+          // could name it later (no bookkeeping on the allocate path without waiters).
+          if (lease !== undefined && this.sending.has(`${pool}\n${row.user_id}`)) this.remember(lease)
         } else if (lease === undefined || !this.answered.has(lease)) this.orphan(pool, row, asked.retried.has(row.user_id))
         continue
       }
