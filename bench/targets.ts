@@ -22,13 +22,17 @@ function ratioOf (c: string, backend: Row['backend'], detail: (d: string) => boo
   }
 }
 
+/** Allocation on one backend, at pool 100 and 100,000. */
+const allocateTargets = (backend: 'postgres' | 'pglite', label: string, goal: string, bar: number): Target[] =>
+  [100, 100_000].map((n) => ({
+    name: `allocate, ${label}, pool ${n.toLocaleString('en')}`,
+    goal,
+    measure: ratioOf('allocate', backend, (d) => d === `pool ${n.toLocaleString('en')}`),
+    met: (v) => v >= bar,
+  }))
+
 const TARGETS: Target[] = [
-  ...[100, 100_000].map((n): Target => ({
-    name: `allocate, PostgreSQL, pool ${n.toLocaleString('en')}`,
-    goal: '≥ 30% of the ceiling',
-    measure: ratioOf('allocate', 'postgres', (d) => d === `pool ${n.toLocaleString('en')}`),
-    met: (v) => v >= 0.3,
-  })),
+  ...allocateTargets('postgres', 'PostgreSQL', '≥ 30% of the ceiling', 0.3),
   {
     name: 'allocate + release cycle, PostgreSQL (both requests counted)',
     goal: '≥ 25%',
@@ -53,12 +57,7 @@ const TARGETS: Target[] = [
     measure: ratioOf('big', 'postgres', (d) => d.startsWith('GET /api/pools/default/stats, pool 1,000,000')),
     met: (v) => v >= 0.3,
   },
-  ...[100, 100_000].map((n): Target => ({
-    name: `allocate, PGlite, pool ${n.toLocaleString('en')}`,
-    goal: '≥ 20%',
-    measure: ratioOf('allocate', 'pglite', (d) => d === `pool ${n.toLocaleString('en')}`),
-    met: (v) => v >= 0.2,
-  })),
+  ...allocateTargets('pglite', 'PGlite', '≥ 20%', 0.2),
   {
     name: 'PGlite server RSS under allocate load',
     goal: '< 300 MB',
