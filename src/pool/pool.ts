@@ -301,8 +301,10 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     const fresh = [...freshSet]
     const queue = [...new Set(asks.filter((a) => a.item.queue).map((a) => a.key))]
     const plain = new Set(asks.filter((a) => !a.item.queue).map((a) => a.key))
-    const rows = await this.waiting.asking(pool, queue, async () =>
+    const { grants: rows, expired } = await this.waiting.asking(pool, queue, async () =>
       await withRetry(async () => await leases.allocateMany(this.db, pool, { users, fresh, queue, node: this.waiting.node, exclusive, aliveMs: ALIVE_MS })))
+    // Leases this batch found run out and wrote as such, before the grants that followed them.
+    for (const r of expired) this.emit('change', { type: 'released', lease: ended(r, 'expired') })
     // One event per lease granted, however many requests asked for it (a waiter of another
     // node granted in this turn included: its node only hands the lease over).
     for (const r of rows) {
@@ -330,8 +332,8 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
         waiterOnly: new Set(queue.filter((u) => !plain.has(u))),
         retried: new Set(queue.filter((u) => !freshSet.has(u))),
       }, rows[0]!.now)
-    // New leases (or ends of ones that ran out) and new waiters are news for the other nodes.
-    if (joined || rows.some((r) => r.outcome === 'new' || r.outcome === 'granted')) this.hint.poke()
+    // New leases, ends of ones that ran out and new waiters are news for the other nodes.
+    if (joined || expired.length > 0 || rows.some((r) => r.outcome === 'new' || r.outcome === 'granted')) this.hint.poke()
     return new Map([...skipped, ...rows.map((r) => [r.user_id, r] as const)])
   }
 

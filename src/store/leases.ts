@@ -43,12 +43,30 @@ export interface AllocateBatch {
   aliveMs: number
 }
 
-/** Allocates in one pool for many users in one transaction (tp_allocate); one row per distinct user. */
-export async function allocateMany (db: Db, pool: string, b: AllocateBatch): Promise<DbGrant[]> {
-  return await db.query<DbGrant>(
-    'SELECT a.*, date_trunc(\'milliseconds\', clock_timestamp()) AS now FROM tp_allocate($1, $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid, $6, $7) a',
+export interface AllocatedBatch {
+  /** one row per distinct user asked for, and one per waiter of another node granted */
+  grants: DbGrant[]
+  /** leases this allocation wrote as run out (their user's, or their token's, the sweep not there yet) */
+  expired: DbEndedLease[]
+}
+
+/** Allocates in one pool for many users in one transaction (tp_allocate). */
+export async function allocateMany (db: Db, pool: string, b: AllocateBatch): Promise<AllocatedBatch> {
+  const rows = await db.query<Omit<DbGrant, 'outcome'> & { outcome: DbGrant['outcome'] | 'expired' }>(
+    'SELECT a.*, date_trunc(\'milliseconds\', clock_timestamp()) AS now ' +
+    'FROM tp_allocate_reporting_expiries($1, $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid, $6, $7) a',
     [pool, b.users, b.fresh, b.queue, b.node, b.exclusive, b.aliveMs]
   )
+  const grants: DbGrant[] = []
+  const expired: DbEndedLease[] = []
+  for (const r of rows) {
+    if (r.outcome === 'expired') {
+      expired.push({ lease_id: r.lease_id!, pool, token_id: r.token_id!, user_id: r.user_id, started_at: r.started_at!, released_at: r.expires_at! })
+    } else {
+      grants.push({ ...r, outcome: r.outcome })
+    }
+  }
+  return { grants, expired }
 }
 
 export interface DbRelease {

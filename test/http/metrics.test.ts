@@ -50,6 +50,25 @@ describeEachBackend('GET /metrics', (backend) => {
     assert.ok(first.lease_id >= 1)
   })
 
+  test('counts a lease that ran out once, when an allocation writes its end before the sweep does', async (t) => {
+    const { app, pool, db } = await build(t, backend, { poolSize: 2 })
+    const a = randomUUID()
+    const first = await allocate(app, a)
+    const second = await allocate(app)
+    const ended: string[] = []
+    pool.on('change', (e) => { if (e.type === 'released') ended.push(`${e.lease.leaseId} ${e.lease.releaseReason}`) })
+    await travel(db, 121) // both leases run out; no sweep runs
+    await allocate(app, a) // a's own lease: ended as expired before its new one
+    await allocate(app) // the other token: its lease ended as expired by the grant
+    assert.equal(await pool.sweep(), 0) // nothing left for the sweep
+
+    assert.deepEqual(ended.sort(), [`${first.lease_id} expired`, `${second.lease_id} expired`].sort())
+    const m = await scrape(app)
+    assert.equal(m.get('token_pool_expiries_total{pool="default"}'), 2)
+    assert.equal(m.get('token_pool_allocations_total{pool="default"}'), 4)
+    assert.equal(m.get('token_pool_evictions_total{pool="default"}') ?? 0, 0)
+  })
+
   test('times waits in the queue by outcome, and the waiting gauge counts the queue', async (t) => {
     const { app, pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject' })
     const a = randomUUID()

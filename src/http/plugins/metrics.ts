@@ -26,7 +26,7 @@ export default fp(async function metrics (app: FastifyInstance, { pool }: { pool
   const counter = (name: string, help: string) => new Counter({ name: `token_pool_${name}_total`, help, labelNames: ['pool'], registers })
   const allocations = counter('allocations', 'New leases granted by this process (an idempotent repeat is not one).')
   const evictions = counter('evictions', 'Leases ended early to make room for a new user (on_exhausted=evict_oldest).')
-  const expiries = counter('expiries', 'Leases that ran out, as recorded by this process\'s expiry bookkeeping.')
+  const expiries = counter('expiries', 'Leases that ran out, counted by the process that wrote their end (its sweep, or an allocation that needed their token or user first).')
   const releases = counter('releases', 'Leases given back early by their holder.')
   const clears = counter('clears', 'Leases ended by an admin clear.')
   const renewals = counter('renewals', 'Leases renewed by their holder.')
