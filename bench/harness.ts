@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process'
-import { randomUUID } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { newId } from '../src/domain/ids.js'
 import { freshPglite, freshPostgres, integrity, provisionPostgres, readDatabase, type Integrity } from './db.js'
 import type { LoadResult, LoadSpec } from './load.js'
 import { sampleRss, startServer, type Server } from './servers.js'
@@ -141,7 +141,7 @@ export async function cycleWithoutHttp (o: RunOptions & { poolSize: number }): P
   const work = async (until: number, counted: boolean) => {
     await Promise.all(Array.from({ length: o.connections }, async () => {
       while (performance.now() < until) {
-        const userId = randomUUID()
+        const userId = newId()
         const lease = await timed(async () => await pool.allocate(userId), counted)
         if (lease !== undefined) await timed(async () => await pool.release(lease.tokenId, userId), counted)
       }

@@ -1,3 +1,5 @@
+import type { Id } from './ids.js'
+
 /**
  * Terminology
  * - pool: a named, fixed set of tokens of one kind, with its own settings; `default` always exists.
@@ -70,8 +72,8 @@ export interface PoolView extends PoolSettings, PoolCounts {
 /** A lease as the allocate call returns it. */
 export interface Lease {
   pool: string
-  tokenId: string
-  userId: string
+  tokenId: Id
+  userId: Id
   /** fencing token: grows with every new lease */
   leaseId: number
   startedAt: Date
@@ -81,7 +83,7 @@ export interface Lease {
   /** whole seconds left when answered */
   expiresInSeconds: number
   /** the user whose lease was ended to make room, if any */
-  evictedUserId: string | null
+  evictedUserId: Id | null
   /** false when the user already held this lease (idempotent allocate) */
   isNew: boolean
 }
@@ -90,8 +92,8 @@ export interface Lease {
 export interface EndedLease {
   pool: string
   leaseId: number
-  tokenId: string
-  userId: string
+  tokenId: Id
+  userId: Id
   startedAt: Date
   releasedAt: Date
   releaseReason: ReleaseReason
@@ -99,7 +101,7 @@ export interface EndedLease {
 
 export interface ActiveUsage {
   leaseId: number
-  userId: string
+  userId: Id
   startedAt: Date
   expiresAt: Date
   /** only where it was read (a single token's view) */
@@ -107,7 +109,7 @@ export interface ActiveUsage {
 }
 
 export interface TokenView {
-  id: string
+  id: Id
   pool: string
   label: string | null
   status: TokenStatus
@@ -120,7 +122,7 @@ export interface TokenView {
 
 export interface Usage {
   leaseId: number
-  userId: string
+  userId: Id
   startedAt: Date
   expiresAt: Date
   /** null while the lease is active */
@@ -138,5 +140,5 @@ export interface PoolStats extends PoolCounts, WindowInfo {
   allocationsInWindow: number
   usageCount: { min: number, max: number, mean: number }
   leastUsedCount: number
-  leastUsed: Array<{ tokenId: string, usageCount: number }>
+  leastUsed: Array<{ tokenId: Id, usageCount: number }>
 }

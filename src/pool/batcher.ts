@@ -1,7 +1,7 @@
 import { PoolError } from '../domain/errors.js'
 
-interface Waiter<R, I> {
-  key: string
+interface Waiter<R, I, K> {
+  key: K
   item: I
   resolve: (row: R) => void
   reject: (err: unknown) => void
@@ -18,21 +18,21 @@ interface Waiter<R, I> {
  * batch per request whenever a slot was free, and with PGlite (which blocks the loop
  * while it runs) batches of one or two: 390 allocations/s against 3,400 (measured).
  */
-export class Batcher<R, I = undefined> {
-  private readonly queue: Array<Waiter<R, I>> = []
+export class Batcher<R, I = undefined, K extends string = string> {
+  private readonly queue: Array<Waiter<R, I, K>> = []
   private inFlight = 0
   private scheduled = false
 
   constructor (
     /** one batch: each request's key and item (a key may come more than once); one result per key */
-    private readonly run: (requests: Array<{ key: string, item: I }>) => Promise<Map<string, R>>,
+    private readonly run: (requests: Array<{ key: K, item: I }>) => Promise<Map<K, R>>,
     private readonly maxBatch: number,
     private readonly maxInFlight: number,
     /** requests held in memory at most; past it a request is refused at once with 503 */
     private readonly maxQueued = Infinity
   ) {}
 
-  async submit (key: string, item: I): Promise<R> {
+  async submit (key: K, item: I): Promise<R> {
     if (this.queue.length >= this.maxQueued) {
       throw new PoolError('unavailable', 'Too many requests are waiting for the database; nothing was changed. Try again shortly.', { retryAfterSeconds: 1 })
     }

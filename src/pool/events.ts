@@ -1,3 +1,4 @@
+import type { Id } from '../domain/ids.js'
 import type { Db } from '../store/db.js'
 import * as store from '../store/events.js'
 import type { PoolView, TokenStatus, TokenView } from '../domain/types.js'
@@ -215,7 +216,7 @@ const dateOrNull = (v: unknown) => (typeof v === 'string' ? new Date(v) : null)
 function tokenFromJson (b: Record<string, unknown>): TokenView {
   const status = b.status as TokenStatus
   return {
-    id: b.id as string,
+    id: b.id as Id,
     pool: b.pool as string,
     label: (b.label as string | null) ?? null,
     status,
@@ -223,7 +224,7 @@ function tokenFromJson (b: Record<string, unknown>): TokenView {
     coolingUntil: dateOrNull(b.cooling_until),
     disabledReason: (b.disabled_reason as string | null) ?? null,
     activeUsage: status === 'active'
-      ? { leaseId: Number(b.lease_id), userId: b.current_user_id as string, startedAt: new Date(b.started_at as string), expiresAt: new Date(b.expires_at as string) }
+      ? { leaseId: Number(b.lease_id), userId: b.current_user_id as Id, startedAt: new Date(b.started_at as string), expiresAt: new Date(b.expires_at as string) }
       : null,
   }
 }

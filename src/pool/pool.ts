@@ -6,6 +6,7 @@ import {
   type EndedLease, type Lease, type PoolSettings, type PoolStats, type PoolView, type ReleaseReason,
   type TokenStatus, type TokenView, type Usage, type WindowInfo,
 } from '../domain/types.js'
+import type { Id } from '../domain/ids.js'
 import type { Db } from '../store/db.js'
 import { notifyReaders, prune } from '../store/events.js'
 import * as health from '../store/health.js'
@@ -60,7 +61,7 @@ const KEEP_EVENTS = 100_000
 /** What each use case means, as transactions over the store. Emits a PoolEvent after each commit. */
 export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [WaitEnded] }> {
   /** per pool: batches that take the pool's turn shared (nobody waits) and exclusive (waiters) */
-  private readonly batchers = new Map<string, { shared: Batcher<leases.DbGrant, Ask>, exclusive: Batcher<leases.DbGrant, Ask> }>()
+  private readonly batchers = new Map<string, { shared: Batcher<leases.DbGrant, Ask, Id>, exclusive: Batcher<leases.DbGrant, Ask, Id> }>()
   private readonly hint: CommitHint
   private readonly waiting: WaitingRoom
   /** group commit for releases and renewals, as for allocations: one transaction per batch, one event per change */
@@ -199,9 +200,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
    * A lease in `pool` for the user (rules 2-7, 14); with waitSeconds, waits in the pool's
    * queue while no token is free (rule 12).
    */
-  async allocate (anyCaseUserId: string, pool: string = DEFAULT_POOL, opts: WaitOptions = {}): Promise<Lease> {
-    // Ids are lower case from here on: the database answers them so, and batches match on them.
-    const userId = anyCaseUserId.toLowerCase()
+  async allocate (userId: Id, pool: string = DEFAULT_POOL, opts: WaitOptions = {}): Promise<Lease> {
     const waitSeconds = opts.waitSeconds ?? 0
     let row: leases.DbGrant
     if (waitSeconds > 0) {
@@ -250,7 +249,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     }
   }
 
-  private async allocateWaiting (userId: string, pool: string, waitSeconds: number, opts: WaitOptions): Promise<leases.DbGrant> {
+  private async allocateWaiting (userId: Id, pool: string, waitSeconds: number, opts: WaitOptions): Promise<leases.DbGrant> {
     let queuedAt: number | undefined
     const onQueued = opts.onQueued
     const answer = this.waiting.enter(pool, userId, waitSeconds, {
@@ -275,7 +274,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   }
 
   /** Two group-committing queues per pool: each batch is one tp_allocate call, in one pool. */
-  private batcher (pool: string): { shared: Batcher<leases.DbGrant, Ask>, exclusive: Batcher<leases.DbGrant, Ask> } {
+  private batcher (pool: string): { shared: Batcher<leases.DbGrant, Ask, Id>, exclusive: Batcher<leases.DbGrant, Ask, Id> } {
     let b = this.batchers.get(pool)
     if (b === undefined) {
       // PGlite has one connection; PostgreSQL gets a few batches in flight to overlap round
@@ -290,7 +289,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     return b
   }
 
-  private async allocateBatch (pool: string, all: Array<{ key: string, item: Ask }>, exclusive: boolean): Promise<Map<string, leases.DbGrant>> {
+  private async allocateBatch (pool: string, all: Array<{ key: Id, item: Ask }>, exclusive: boolean): Promise<Map<Id, leases.DbGrant>> {
     // A waiter that left (or was served) since it was submitted is not asked for: it would
     // join again. Its submitter hears 'gone'.
     const asks = all.filter((a) => !a.item.queue || this.waiting.has(pool, a.key))
@@ -337,8 +336,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     return new Map([...skipped, ...rows.map((r) => [r.user_id, r] as const)])
   }
 
-  async release (anyCaseTokenId: string, anyCaseUserId: string, pool?: string): Promise<EndedLease> {
-    const [tokenId, userId] = [anyCaseTokenId.toLowerCase(), anyCaseUserId.toLowerCase()]
+  async release (tokenId: Id, userId: Id, pool?: string): Promise<EndedLease> {
     await this.checkPoolOf(tokenId, pool)
     const row = await this.releases.submit(`${tokenId} ${userId}`, { tokenId, userId })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
@@ -346,8 +344,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     return releasedLease(row)
   }
 
-  async renew (anyCaseTokenId: string, anyCaseUserId: string, pool?: string): Promise<Lease> {
-    const [tokenId, userId] = [anyCaseTokenId.toLowerCase(), anyCaseUserId.toLowerCase()]
+  async renew (tokenId: Id, userId: Id, pool?: string): Promise<Lease> {
     await this.checkPoolOf(tokenId, pool)
     const row = await this.renewals.submit(`${tokenId} ${userId}`, { tokenId, userId })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
@@ -372,7 +369,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   // ── token health ───────────────────────────────────────────────────────────
 
   /** By the holder (userId) or an admin (userId null): ends the lease, if any, and cools the token. */
-  async cooldown (tokenId: string, userId: string | null, seconds: number, pool?: string): Promise<{ token: TokenView, endedLease: EndedLease | null }> {
+  async cooldown (tokenId: Id, userId: Id | null, seconds: number, pool?: string): Promise<{ token: TokenView, endedLease: EndedLease | null }> {
     await this.checkPoolOf(tokenId, pool)
     const row = await this.healthChange({ kind: 'cooldown', tokenId, userId, seconds })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
@@ -386,21 +383,21 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     return await this.healthChanged('cooling', tokenId, row, 'cooldown')
   }
 
-  async disable (tokenId: string, reason: string | null, pool?: string): Promise<{ token: TokenView, endedLease: EndedLease | null }> {
+  async disable (tokenId: Id, reason: string | null, pool?: string): Promise<{ token: TokenView, endedLease: EndedLease | null }> {
     await this.checkPoolOf(tokenId, pool)
     const row = await this.healthChange({ kind: 'disable', tokenId, reason })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
     return await this.healthChanged('disabled', tokenId, row, 'disabled')
   }
 
-  async enable (tokenId: string, pool?: string): Promise<TokenView> {
+  async enable (tokenId: Id, pool?: string): Promise<TokenView> {
     await this.checkPoolOf(tokenId, pool)
     const row = await this.healthChange({ kind: 'enable', tokenId })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
     return (await this.healthChanged('enabled', tokenId, row, 'disabled')).token
   }
 
-  async label (tokenId: string, text: string | null, pool?: string): Promise<TokenView> {
+  async label (tokenId: Id, text: string | null, pool?: string): Promise<TokenView> {
     await this.checkPoolOf(tokenId, pool)
     const row = await withRetry(async () => await health.label(this.db, tokenId, text))
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
@@ -413,7 +410,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     return await this.healthChanges.submit(String(++this.healthRequests), change)
   }
 
-  private async healthChanged (type: 'cooling' | 'disabled' | 'enabled', tokenId: string, row: health.DbHealthChange, reason: ReleaseReason) {
+  private async healthChanged (type: 'cooling' | 'disabled' | 'enabled', tokenId: Id, row: health.DbHealthChange, reason: ReleaseReason) {
     this.hint.poke()
     const endedLease: EndedLease | null = row.lease_id == null
       ? null
@@ -425,7 +422,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   }
 
   /** Under /api/pools/:pool/…, a token of another pool is not found. */
-  private async checkPoolOf (tokenId: string, pool: string | undefined): Promise<void> {
+  private async checkPoolOf (tokenId: Id, pool: string | undefined): Promise<void> {
     if (pool === undefined) return
     const owner = await read(async () => await pools.poolOfToken(this.db, tokenId))
     if (owner !== pool) {
@@ -474,8 +471,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   }
 
   /** One token, whichever pool holds it (or only in `pool`). */
-  async get (anyCaseTokenId: string, pool?: string): Promise<TokenView> {
-    const tokenId = anyCaseTokenId.toLowerCase()
+  async get (tokenId: Id, pool?: string): Promise<TokenView> {
     await this.caughtUp()
     const found = this.model.token(tokenId)
     const view = found?.pool.view(found.token)
@@ -487,7 +483,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     return view
   }
 
-  async history (tokenId: string, limit: number, cursor: string | undefined, pool?: string): Promise<{ usages: Usage[], nextCursor: string | null }> {
+  async history (tokenId: Id, limit: number, cursor: string | undefined, pool?: string): Promise<{ usages: Usage[], nextCursor: string | null }> {
     const before = cursor === undefined ? undefined : decodeCursor(cursor)
     const [owner, rows] = await read(async () => await Promise.all([
       pools.poolOfToken(this.db, tokenId),
@@ -615,7 +611,7 @@ function checkSettings (s: PoolSettings): void {
 }
 
 /** The answer to a waiter's submission that was dropped because nobody waits for it any more. */
-function gone (userId: string): leases.DbGrant {
+function gone (userId: Id): leases.DbGrant {
   const none = { lease_id: null, token_id: null, started_at: null, expires_at: null, renewable_until: null, evicted_user_id: null }
   return { ...none, user_id: userId, outcome: 'gone', retry_after_ms: null, position: null, waiting: null, estimated_grant_at: null, wake_at: null, now: new Date() }
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PoolError } from '../domain/errors.js'
+import type { Id } from '../domain/ids.js'
 import type { Db } from '../store/db.js'
 import { currentSchema, EVENTS_CHANNEL } from '../store/events.js'
 import type { DbGrant } from '../store/leases.js'
@@ -30,9 +31,9 @@ export interface RoomDeps {
    * submits these users of a pool for allocation, as waiters, exclusively; results come
    * back through apply(). `fresh`: they may join the queue (else only their place counts)
    */
-  retry: (pool: string, users: string[], fresh: boolean) => Promise<void>
+  retry: (pool: string, users: Id[], fresh: boolean) => Promise<void>
   /** gives back a lease granted to a waiter that has gone */
-  giveBack: (pool: string, lease: { tokenId: string, userId: string }) => Promise<void>
+  giveBack: (pool: string, lease: { tokenId: Id, userId: Id }) => Promise<void>
   /** the answer to a waiter whose time ran out */
   timedOut: (pool: string, retryAfterMs: number | null) => PoolError
   /** tells the other nodes the queue changed */
@@ -70,7 +71,7 @@ interface Waiter {
 }
 
 interface PoolQueue {
-  waiters: Map<string, Waiter>
+  waiters: Map<Id, Waiter>
   timer: NodeJS.Timeout | undefined
   trying: boolean
   again: boolean
@@ -104,7 +105,7 @@ export class WaitingRoom {
   constructor (private readonly deps: RoomDeps) {}
 
   /** Whether this user still waits in this pool on this node. */
-  has (pool: string, userId: string): boolean {
+  has (pool: string, userId: Id): boolean {
     return (this.pools.get(pool)?.waiters.get(userId)?.requests.size ?? 0) > 0
   }
 
@@ -112,7 +113,7 @@ export class WaitingRoom {
    * Registers a request that may wait; the promise settles through apply() (a lease or
    * a refusal), at its time-out, or when its signal aborts. The caller then submits it.
    */
-  enter (pool: string, userId: string, waitSeconds: number, opts: WaitOptions): Promise<DbGrant> {
+  enter (pool: string, userId: Id, waitSeconds: number, opts: WaitOptions): Promise<DbGrant> {
     if (this.closed) return Promise.reject(shuttingDown())
     this.start()
     let q = this.pools.get(pool)
@@ -154,12 +155,12 @@ export class WaitingRoom {
    * granted to nobody left is given back).
    * Returns whether anyone joined the queue.
    */
-  apply (pool: string, rows: DbGrant[], asked: { waiters: Set<string>, waiterOnly: Set<string>, retried: Set<string> }, dbNow: Date): boolean {
+  apply (pool: string, rows: DbGrant[], asked: { waiters: Set<Id>, waiterOnly: Set<Id>, retried: Set<Id> }, dbNow: Date): boolean {
     const q = this.pools.get(pool)
     let wakeAt: number | undefined
     let joined = false
     // In the order the database answered them: the order they came in.
-    const requeue: string[] = []
+    const requeue: Id[] = []
     for (const row of rows) {
       const w = q?.waiters.get(row.user_id)
       const lease = row.lease_id !== null && ['new', 'existing', 'granted'].includes(row.outcome) ? row.lease_id : undefined
@@ -226,7 +227,7 @@ export class WaitingRoom {
    * keeps its row until the batch is answered (apply() then takes it out, or gives back
    * its lease), so that the batch can't put it back in the queue after it left.
    */
-  async asking<T> (pool: string, users: string[], batch: () => Promise<T>): Promise<T> {
+  async asking<T> (pool: string, users: Id[], batch: () => Promise<T>): Promise<T> {
     const keys = users.map((u) => `${pool}\n${u}`)
     for (const k of keys) this.sending.set(k, (this.sending.get(k) ?? 0) + 1)
     let answered = false
@@ -251,7 +252,7 @@ export class WaitingRoom {
   }
 
   /** A batch failed: waiters not yet in the queue get the error; the others keep waiting and try again. */
-  failed (pool: string, users: string[], err: unknown): void {
+  failed (pool: string, users: Id[], err: unknown): void {
     const q = this.pools.get(pool)
     if (q === undefined) return
     for (const userId of users) {
@@ -302,7 +303,7 @@ export class WaitingRoom {
   }
 
   /** A request times out or goes away; the last of its user leaves the queue before it is answered. */
-  private drop (pool: string, userId: string, req: Request, err: unknown): void {
+  private drop (pool: string, userId: Id, req: Request, err: unknown): void {
     const q = this.pools.get(pool)
     const w = q?.waiters.get(userId)
     if (w === undefined || !w.requests.has(req)) return
@@ -357,12 +358,12 @@ export class WaitingRoom {
     } else if (row.outcome === 'queued') this.leave(pool, row.user_id)
   }
 
-  private leave (pool: string, userId: string): void {
+  private leave (pool: string, userId: Id): void {
     this.leaveNow(pool, userId).catch(() => {})
   }
 
   /** Out of the queue, in turn; a lease a turn granted it meanwhile goes back (in the database). */
-  private async leaveNow (pool: string, userId: string): Promise<void> {
+  private async leaveNow (pool: string, userId: Id): Promise<void> {
     try {
       await waiters.leave(this.deps.db, pool, userId, this.node)
       this.deps.poke()

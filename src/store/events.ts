@@ -1,3 +1,4 @@
+import type { Id } from '../domain/ids.js'
 import type { ReleaseReason } from '../domain/types.js'
 import type { Db } from './db.js'
 
@@ -19,14 +20,14 @@ export interface DbEvent {
   pool: string
   /** lease events: the lease */
   lease_id: number | null
-  token_id: string | null
-  user_id: string | null
+  token_id: Id | null
+  user_id: Id | null
   started_at: Date | null
   expires_at: Date | null
   renewable_until: Date | null
   released_at: Date | null
   release_reason: ReleaseReason | null
-  evicted_user_id: string | null
+  evicted_user_id: Id | null
   /** token and pool events: the view at that moment, as JSON */
   body: Record<string, unknown> | null
 }

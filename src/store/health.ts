@@ -1,3 +1,4 @@
+import type { Id } from '../domain/ids.js'
 import type { Db } from './db.js'
 
 export interface DbHealthChange {
@@ -7,7 +8,7 @@ export interface DbHealthChange {
   max_seconds?: number | null
   /** the lease the change ended, if any */
   lease_id?: number | null
-  user_id?: string | null
+  user_id?: Id | null
   started_at?: Date | null
   released_at?: Date | null
 }

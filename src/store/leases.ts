@@ -1,14 +1,15 @@
+import type { Id } from '../domain/ids.js'
 import type { Db } from './db.js'
 
 export interface DbGrant {
-  user_id: string
+  user_id: Id
   outcome: 'new' | 'existing' | 'exhausted' | 'quota' | 'no_pool' | 'queued' | 'requeue' | 'gone' | 'granted'
   lease_id: number | null
-  token_id: string | null
+  token_id: Id | null
   started_at: Date | null
   expires_at: Date | null
   renewable_until: Date | null
-  evicted_user_id: string | null
+  evicted_user_id: Id | null
   retry_after_ms: number | null
   /** queued: the place in the pool's queue (1 is next), how many wait, the served-by time */
   position: number | null
@@ -23,8 +24,8 @@ export interface DbGrant {
 export interface DbEndedLease {
   lease_id: number
   pool: string
-  token_id: string
-  user_id: string
+  token_id: Id
+  user_id: Id
   started_at: Date
   released_at: Date
 }
@@ -70,8 +71,8 @@ export async function allocateMany (db: Db, pool: string, b: AllocateBatch): Pro
 }
 
 export interface DbRelease {
-  token_id: string
-  user_id: string
+  token_id: Id
+  user_id: Id
   outcome: 'released' | 'not_holder' | 'not_found'
   pool: string | null
   lease_id: number | null
@@ -86,8 +87,8 @@ export async function releaseMany (db: Db, pairs: Array<{ tokenId: string, userI
 }
 
 export interface DbRenewal {
-  token_id: string
-  user_id: string
+  token_id: Id
+  user_id: Id
   outcome: 'renewed' | 'not_holder' | 'not_found' | 'limit'
   pool: string | null
   lease_id: number | null

@@ -1,3 +1,4 @@
+import type { Id } from '../domain/ids.js'
 import type { PoolRow, TokenRow } from '../pool/model/pool-state.js'
 import type { Db } from './db.js'
 import type { Position } from './events.js'
@@ -9,7 +10,7 @@ export interface Changes {
   at_ms: number
   /** below this transaction id every event is settled: visible, or never */
   horizon: string
-  events: Array<{ id: number, xid: string, type: string, pool: string, token_id: string | null }>
+  events: Array<{ id: number, xid: string, type: string, pool: string, token_id: Id | null }>
   /** the current rows of every token those events name */
   tokens: TokenRow[]
   /** users waiting per pool now */

@@ -1,11 +1,12 @@
+import type { Id } from '../domain/ids.js'
 import type { ReleaseReason } from '../domain/types.js'
 import type { Db } from './db.js'
 
 export interface DbUsage {
   id: number
   pool: string
-  token_id: string
-  user_id: string
+  token_id: Id
+  user_id: Id
   started_at: Date
   expires_at: Date
   released_at: Date | null

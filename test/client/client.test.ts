@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
 import {
   TokenPoolClient, TokenPoolError, TokenPoolUnreachableError, type ExportRow, type Lease, type LeaseEvent, type PoolEvent, type Usage,
 } from '../../src/client/index.js'
+import { newId } from '../../src/domain/ids.js'
 import { buildApp, type App } from '../../src/http/app.js'
 import { TokenPool } from '../../src/pool/pool.js'
 import type { Db } from '../../src/store/db.js'
@@ -40,7 +40,7 @@ const isLeaseEvent = (e: PoolEvent): e is LeaseEvent => ['allocated', 'renewed',
  * id 0 is not that: the service answers it with a reset once any event exists.)
  */
 async function eventHead (client: TokenPoolClient, db: Db): Promise<string> {
-  await client.createPool({ name: `marker-${randomUUID().slice(0, 8)}`, size: 1 })
+  await client.createPool({ name: `marker-${newId().slice(0, 8)}`, size: 1 })
   const [row] = await db.query<{ id: string }>('SELECT max(id)::text AS id FROM pool_events')
   assert.ok(row !== undefined)
   return row.id
@@ -49,7 +49,7 @@ async function eventHead (client: TokenPoolClient, db: Db): Promise<string> {
 describeEachBackend('TokenPoolClient', (backend) => {
   test('allocate, get, list, stats and release, typed as the server answers them', async (t) => {
     const { client } = await serve(t, backend, { poolSize: 3 })
-    const user = randomUUID()
+    const user = newId()
     const lease: Lease = await client.allocate(user)
     assert.equal(lease.user_id, user)
     assert.equal(lease.expires_in_seconds, 120)
@@ -81,7 +81,7 @@ describeEachBackend('TokenPoolClient', (backend) => {
     const users: string[] = []
     let tokenId = ''
     for (let i = 0; i < 7; i++) {
-      const user = randomUUID()
+      const user = newId()
       users.push(user)
       tokenId = (await client.allocate(user)).token_id
       if (i < 6) await client.release(tokenId, user)
@@ -102,7 +102,7 @@ describeEachBackend('TokenPoolClient', (backend) => {
     // subscribed is replayed, the rest arrives live; either way, each event once and in order.
     const stream = client.events({ lastEventId: await eventHead(client, db), pool: 'default' })
     const firstEvent = stream.next()
-    const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()]
+    const [a, b, c] = [newId(), newId(), newId()]
     const la = await client.allocate(a)
     await client.allocate(b)
     await client.release(la.token_id, a)
@@ -151,7 +151,7 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     assert.equal((await rejection(client.createPool({ name: 'keys' }))).code, 'pool_exists')
     assert.equal((await rejection(client.getPool('nope'))).code, 'not_found')
 
-    const user = randomUUID()
+    const user = newId()
     const keys = client.pool('keys')
     assert.equal(keys.name, 'keys')
     const inDefault = await client.allocate(user)
@@ -204,7 +204,7 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
   test('renew moves expires_at and keeps the lease; renewal_limit at the cap; not_holder for anyone else', async (t) => {
     const { client } = await serve(t, backend, { poolSize: 2 })
     await client.createPool({ name: 'beat', size: 2, lease_ttl_seconds: 30, lease_max_seconds: 3600 })
-    const user = randomUUID()
+    const user = newId()
     const beat = client.pool('beat')
     const lease = await beat.allocate(user)
     assert.equal(Date.parse(lease.renewable_until) - Date.parse(lease.started_at), 3600_000)
@@ -215,7 +215,7 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     assert.ok(Date.parse(renewed.expires_at) > Date.parse(lease.expires_at), `${renewed.expires_at} > ${lease.expires_at}`)
     const again = await client.renew(lease.token_id, user)
     assert.equal(again.lease_id, lease.lease_id, 'the client itself renews a token of any pool')
-    assert.equal((await rejection(beat.renew(lease.token_id, randomUUID()))).code, 'not_holder')
+    assert.equal((await rejection(beat.renew(lease.token_id, newId()))).code, 'not_holder')
     assert.equal((await client.get(lease.token_id)).active_usage?.expires_at, again.expires_at)
 
     await client.createPool({ name: 'capped', size: 1, lease_ttl_seconds: 1, lease_max_seconds: 1 })
@@ -230,7 +230,7 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     const { client } = await serve(t, backend, { poolSize: 2 })
     await client.createPool({ name: 'cool', size: 2, cooldown_max_seconds: 600 })
     const cool = client.pool('cool')
-    const user = randomUUID()
+    const user = newId()
     const first = await cool.allocate(user)
 
     const moved = await cool.cooldown(first.token_id, { userId: user, seconds: 30, reallocate: true })
@@ -249,7 +249,7 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     assert.equal(stuck.lease, null)
     assert.equal(stuck.lease_error?.code, 'pool_exhausted')
     assert.equal((await rejection(cool.cooldown(first.token_id, { userId: user, seconds: 601 }))).code, 'validation_failed')
-    assert.equal((await rejection(cool.cooldown(first.token_id, { userId: randomUUID(), seconds: 5 }))).code, 'not_holder')
+    assert.equal((await rejection(cool.cooldown(first.token_id, { userId: newId(), seconds: 5 }))).code, 'not_holder')
 
     // enable ends a cooldown; disable takes a token out (ending its lease) until enabled.
     assert.equal((await client.enable(first.token_id)).token.status, 'available')
@@ -282,13 +282,13 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     const exp = client.pool('exp')
     const leases: Lease[] = []
     for (let i = 0; i < 7; i++) {
-      const user = randomUUID()
+      const user = newId()
       const lease = await exp.allocate(user)
       leases.push(lease)
       if (i < 5) await exp.release(lease.token_id, user)
       if (i === 2) await sleep(20)
     }
-    await client.allocate(randomUUID()) // another pool's usage: not in this export
+    await client.allocate(newId()) // another pool's usage: not in this export
 
     const rows: ExportRow[] = []
     for await (const row of exp.export()) rows.push(row)
@@ -334,7 +334,7 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     const { client } = await serve(t, backend, { poolSize: 2 })
     await client.createPool({ name: 'alive', size: 2, lease_ttl_seconds: 0.9, lease_max_seconds: 600 })
     const alive = client.pool('alive')
-    const user = randomUUID()
+    const user = newId()
     const lease = await alive.allocate(user)
     const renewals: Lease[] = []
     const lost: TokenPoolError[] = []
@@ -373,7 +373,7 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     await client.createPool({ name: 'ev-b', size: 2 })
     const from = await eventHead(client, db)
     const a = client.pool('ev-a')
-    const user = randomUUID()
+    const user = newId()
     await client.pool('ev-b').allocate(user)
     const lease = await a.allocate(user)
     await a.renew(lease.token_id, user)
@@ -426,7 +426,7 @@ describeEachBackend('TokenPoolClient.events across a restart', (backend) => {
     const client = new TokenPoolClient({ url: `http://127.0.0.1:${port}` })
     const stream = client.events({ lastEventId: await eventHead(client, db), pool: 'default' })
 
-    const a = randomUUID()
+    const a = newId()
     await client.allocate(a)
     const first = (await stream.next()).value as LeaseEvent
     assert.equal(first.data.user_id, a)
@@ -434,7 +434,7 @@ describeEachBackend('TokenPoolClient.events across a restart', (backend) => {
     // The server goes away; a change happens meanwhile (another node would make it; here the same database).
     const next = stream.next()
     await app.close()
-    const b = randomUUID()
+    const b = newId()
     await pool.allocate(b)
 
     // A new process on the same port and database: the client comes back to it within its retry delay.
@@ -448,7 +448,7 @@ describeEachBackend('TokenPoolClient.events across a restart', (backend) => {
     const missed = (await next).value as LeaseEvent
     assert.deepEqual([missed.type, missed.data.user_id], ['allocated', b])
     assert.ok(Number(missed.id) > Number(first.id))
-    const c = randomUUID()
+    const c = newId()
     await client.allocate(c)
     const live = (await stream.next()).value as LeaseEvent
     assert.equal(live.data.user_id, c)
@@ -458,17 +458,17 @@ describeEachBackend('TokenPoolClient.events across a restart', (backend) => {
 
 test('errors carry the contract code, status, details, Retry-After and the request id', async (t) => {
   const { client } = await serve(t, 'pglite', { poolSize: 1, onExhausted: 'reject', adminToken: 'sesame' })
-  const a = randomUUID()
+  const a = newId()
   const lease = await client.allocate(a)
 
-  const stranger = randomUUID()
+  const stranger = newId()
   const notHolder = await rejection(client.release(lease.token_id, stranger, { requestId: 'req-42' }))
   assert.equal(notHolder.code, 'not_holder')
   assert.equal(notHolder.status, 409)
   assert.equal(notHolder.requestId, 'req-42')
   assert.deepEqual(notHolder.details, { token_id: lease.token_id, user_id: stranger })
 
-  const exhausted = await rejection(client.allocate(randomUUID()))
+  const exhausted = await rejection(client.allocate(newId()))
   assert.equal(exhausted.code, 'pool_exhausted')
   assert.ok(exhausted.retryAfterSeconds !== undefined && exhausted.retryAfterSeconds >= 1 && exhausted.retryAfterSeconds <= 120)
 
@@ -477,7 +477,7 @@ test('errors carry the contract code, status, details, Retry-After and the reque
   assert.equal(invalid.status, 422)
   assert.equal((invalid.details as { field: string }).field, 'user_id')
 
-  const missing = await rejection(client.get(randomUUID()))
+  const missing = await rejection(client.get(newId()))
   assert.equal(missing.code, 'not_found')
 
   const anonymous = new TokenPoolClient({ url: client.url })

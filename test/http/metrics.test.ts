@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
+import { newId } from '../../src/domain/ids.js'
 import { buildApp, type App } from '../../src/http/app.js'
 import { TokenPool } from '../../src/pool/pool.js'
 import { openPostgres } from '../../src/store/pg-db.js'
@@ -21,13 +21,13 @@ async function scrape (app: App): Promise<Map<string, number>> {
   return out
 }
 
-const allocate = async (app: App, user = randomUUID()) =>
+const allocate = async (app: App, user = newId()) =>
   (await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: user }) })).json().data
 
 describeEachBackend('GET /metrics', (backend) => {
   test('counts allocations, evictions, releases, clears and expiries as they happen', async (t) => {
     const { app, pool, db } = await build(t, backend, { poolSize: 2 })
-    const a = randomUUID()
+    const a = newId()
     const first = await allocate(app, a)
     await allocate(app, a) // the same lease again: not an allocation
     await allocate(app)
@@ -52,7 +52,7 @@ describeEachBackend('GET /metrics', (backend) => {
 
   test('counts a lease that ran out once, when an allocation writes its end before the sweep does', async (t) => {
     const { app, pool, db } = await build(t, backend, { poolSize: 2 })
-    const a = randomUUID()
+    const a = newId()
     const first = await allocate(app, a)
     const second = await allocate(app)
     const ended: string[] = []
@@ -71,8 +71,8 @@ describeEachBackend('GET /metrics', (backend) => {
 
   test('times waits in the queue by outcome, and the waiting gauge counts the queue', async (t) => {
     const { app, pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject' })
-    const a = randomUUID()
-    const b = randomUUID()
+    const a = newId()
+    const b = newId()
     const held = await pool.allocate(a)
     let queued!: () => void
     const inQueue = new Promise<void>((resolve) => { queued = resolve })
@@ -132,8 +132,8 @@ test('times HTTP requests by method, route template and status; unknown routes s
   const { app } = await build(t, 'pglite')
   const lease = await allocate(app)
   await app.inject(`/api/tokens/${lease.token_id}`)
-  await app.inject(`/api/tokens/${randomUUID()}`)
-  await app.inject(`/api/tokens/${randomUUID()}`)
+  await app.inject(`/api/tokens/${newId()}`)
+  await app.inject(`/api/tokens/${newId()}`)
   await app.inject('/no/such/route')
   const m = await scrape(app)
   const h = 'token_pool_http_request_duration_seconds'

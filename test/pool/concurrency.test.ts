@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
+import { newId, parseId } from '../../src/domain/ids.js'
 import { TokenPool, type PoolEvent, type PoolOptions } from '../../src/pool/pool.js'
 import { openPostgres } from '../../src/store/pg-db.js'
 import type { Lease } from '../../src/domain/types.js'
@@ -35,14 +35,14 @@ describeEachBackend('hundreds of concurrent allocations on a small pool', (backe
     const pool = new TokenPool(await testDb(t, backend), { ...options, defaultPool: { size: 12, lease_ttl_seconds: 60 } })
     await pool.start()
     t.after(async () => { await pool.stop() })
-    const leases = await Promise.all(Array.from({ length: 8 }, async () => await pool.allocate(randomUUID())))
+    const leases = await Promise.all(Array.from({ length: 8 }, async () => await pool.allocate(newId())))
     const free = (await pool.list()).tokens.filter((x) => x.status === 'available').map((x) => x.id)
     const events: PoolEvent[] = []
     pool.on('change', (e) => { events.push(e) })
     const outcomes = await Promise.allSettled([
       ...leases.slice(0, 4).map(async (l) => await pool.cooldown(l.tokenId, l.userId, 30)),
       ...leases.slice(4, 6).map(async (l) => await pool.disable(l.tokenId, 'revoked')),
-      pool.cooldown(leases[6]!.tokenId, randomUUID(), 30),
+      pool.cooldown(leases[6]!.tokenId, newId(), 30),
       pool.disable(free[0]!, null).then(async () => await pool.enable(free[0]!)),
       pool.cooldown(free[1]!, null, 99_999),
     ])
@@ -61,7 +61,7 @@ describeEachBackend('hundreds of concurrent allocations on a small pool', (backe
     const pool = new TokenPool(await testDb(t, backend), { ...options, defaultPool: { size: 40, lease_ttl_seconds: 60, lease_max_seconds: 600 } })
     await pool.start()
     t.after(async () => { await pool.stop() })
-    const leases = await Promise.all(Array.from({ length: 40 }, async () => await pool.allocate(randomUUID())))
+    const leases = await Promise.all(Array.from({ length: 40 }, async () => await pool.allocate(newId())))
     const events: PoolEvent[] = []
     pool.on('change', (e) => { events.push(e) })
     const renewals = await Promise.allSettled(leases.map(async (l) => await pool.renew(l.tokenId, l.userId)))
@@ -70,7 +70,7 @@ describeEachBackend('hundreds of concurrent allocations on a small pool', (backe
       ...leases.map(async (l) => await pool.release(l.tokenId, l.userId)),
       // The same release twice in one batch is one release; a stranger is not the holder.
       pool.release(leases[0]!.tokenId, leases[0]!.userId),
-      pool.release(leases[1]!.tokenId, randomUUID()),
+      pool.release(leases[1]!.tokenId, newId()),
     ])
     assert.equal(outcomes.slice(0, 41).filter((o) => o.status === 'fulfilled').length, 41)
     assert.equal(outcomes[41]!.status, 'rejected')
@@ -85,7 +85,7 @@ describeEachBackend('hundreds of concurrent allocations on a small pool', (backe
     const db = await testDb(t, backend)
     const pool = new TokenPool(db, options)
     await pool.start()
-    const users = Array.from({ length: 120 }, () => randomUUID())
+    const users = Array.from({ length: 120 }, () => newId())
     const granted: Lease[] = []
     await Promise.all(Array.from({ length: 300 }, async (_, i) => {
       const lease = await pool.allocate(users[i % users.length]!)
@@ -101,7 +101,7 @@ describeEachBackend('hundreds of concurrent allocations on a small pool', (backe
     const db = await testDb(t, backend)
     const pool = new TokenPool(db, { defaultPool: { size: 2 }, sweepIntervalMs: 0 })
     await pool.start()
-    const granted = await Promise.all(Array.from({ length: 9 }, async () => await pool.allocate(randomUUID())))
+    const granted = await Promise.all(Array.from({ length: 9 }, async () => await pool.allocate(newId())))
     assert.equal(new Set(granted.map((l) => l.leaseId)).size, 9)
     await verify(db, granted)
     const { counts } = await pool.list()
@@ -115,7 +115,7 @@ describeEachBackend('hundreds of concurrent allocations on a small pool', (backe
     const db = await testDb(t, backend)
     const pool = new TokenPool(db, options)
     await pool.start()
-    const user = randomUUID()
+    const user = newId()
     const events: PoolEvent[] = []
     pool.on('change', (e) => events.push(e))
     const leases = await Promise.all(Array.from({ length: 50 }, async () => await pool.allocate(user)))
@@ -127,7 +127,7 @@ describeEachBackend('hundreds of concurrent allocations on a small pool', (backe
     await pool.allocate(user)
     assert.equal(events.length, 1)
     // Spread over many batches (one a turn of the event loop): still one lease, one event.
-    const other = randomUUID()
+    const other = newId()
     const spread: Array<Promise<Lease>> = []
     for (let i = 0; i < 50; i++) {
       spread.push(pool.allocate(other))
@@ -153,7 +153,7 @@ describeMultiConnection('several pools (nodes) racing on one PostgreSQL', () => 
       await pool.start()
       return pool
     }))
-    const users = Array.from({ length: 60 }, () => randomUUID())
+    const users = Array.from({ length: 60 }, () => newId())
     const granted: Lease[] = []
     await Promise.all(Array.from({ length: 600 }, async (_, i) => {
       granted.push(await nodes[i % 3]!.allocate(users[(i * 7) % users.length]!))
@@ -167,12 +167,13 @@ describeEachBackend('ids in any case', (backend) => {
     const pool = new TokenPool(await testDb(t, backend), { ...options, defaultPool: { size: 2, lease_ttl_seconds: 60, lease_max_seconds: 600 } })
     await pool.start()
     t.after(async () => { await pool.stop() })
-    const user = randomUUID()
-    const lease = await pool.allocate(user.toUpperCase())
+    const user = newId()
+    const upper = (id: string) => parseId(id.toUpperCase(), 'id')
+    const lease = await pool.allocate(upper(user))
     assert.equal(lease.userId, user)
     assert.equal((await pool.allocate(user)).leaseId, lease.leaseId)
-    assert.equal((await pool.renew(lease.tokenId.toUpperCase(), user.toUpperCase())).leaseId, lease.leaseId)
-    assert.equal((await pool.release(lease.tokenId.toUpperCase(), user.toUpperCase())).leaseId, lease.leaseId)
+    assert.equal((await pool.renew(upper(lease.tokenId), upper(user))).leaseId, lease.leaseId)
+    assert.equal((await pool.release(upper(lease.tokenId), upper(user))).leaseId, lease.leaseId)
   })
 })
 
@@ -186,9 +187,9 @@ describeEachBackend('two nodes, every operation at once', (backend) => {
     t.after(async () => { await a.stop(); await b.stop() })
     const [token] = (await a.list()).tokens
     const { token: cooling } = await a.cooldown(token!.id, null, 0.3)
-    await assert.rejects(b.allocate(randomUUID()), { code: 'pool_exhausted' })
+    await assert.rejects(b.allocate(newId()), { code: 'pool_exhausted' })
     // Waiting on the other node: served when the cooldown ends, not before.
-    const lease = await b.allocate(randomUUID(), 'default', { waitSeconds: 5 })
+    const lease = await b.allocate(newId(), 'default', { waitSeconds: 5 })
     assert.ok(lease.startedAt >= cooling.coolingUntil!, `${lease.startedAt.toISOString()} ≥ ${cooling.coolingUntil!.toISOString()}`)
   })
 
@@ -204,7 +205,7 @@ describeEachBackend('two nodes, every operation at once', (backend) => {
     // A fixed script per user (no randomness): each one mixes the operations differently.
     await Promise.all(Array.from({ length: 30 }, async (_, i) => {
       const node = nodes[i % 2]!
-      const user = randomUUID()
+      const user = newId()
       for (let step = 0; step < 6; step++) {
         const kind = (i + step) % 6
         try {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
+import { parseId, type Id } from '../../src/domain/ids.js'
 import { TokenPool } from '../../src/pool/pool.js'
 import { overlaps, travel } from '../helpers/app.js'
 import { describeEachBackend, scratchDb } from '../helpers/db.js'
@@ -11,7 +12,7 @@ import { describeEachBackend, scratchDb } from '../helpers/db.js'
  * The property runs directly under fast-check: a failure shrinks to a shortest sequence
  * and prints the seed (FC_SEED=<seed> runs it again).
  */
-const USERS = ['a', 'b', 'c', 'd', 'e'].map((c) => `00000000-0000-4000-8000-${c.repeat(12)}`)
+const USERS = ['a', 'b', 'c', 'd', 'e'].map((c) => parseId(`00000000-0000-4000-8000-${c.repeat(12)}`, 'user'))
 const SIZE = 3
 const TTL = 120
 // Deadlines land on multiples of 10 s and checks on multiples of 50 s, never on each other,
@@ -42,7 +43,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('wait' as const), seconds: fc.constantFrom(50, 100, 150, 86_400) }) }
 )
 
-interface ModelLease { user: string, token: string, leaseId: number, start: number, startedAt: number, expires: number }
+interface ModelLease { user: Id, token: Id, leaseId: number, start: number, startedAt: number, expires: number }
 
 class Model {
   now = 0
@@ -51,10 +52,10 @@ class Model {
   leases = new Map<string, ModelLease>() // by token
   coolingUntil = new Map<string, number>()
   disabled = new Set<string>()
-  constructor (readonly tokens: string[]) { for (const t of tokens) this.counts.set(t, 0) }
+  constructor (readonly tokens: Id[]) { for (const t of tokens) this.counts.set(t, 0) }
 
   active (): ModelLease[] { return [...this.leases.values()].filter((l) => l.expires > this.now) }
-  leaseOf (u: string) { return this.active().find((l) => l.user === u) }
+  leaseOf (u: Id) { return this.active().find((l) => l.user === u) }
   cooling (t: string) { return (this.coolingUntil.get(t) ?? -Infinity) > this.now }
   out (t: string) { return this.disabled.has(t) || this.cooling(t) }
   free () { return this.tokens.filter((t) => !this.out(t) && !this.active().some((l) => l.token === t)) }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { newId } from '../../src/domain/ids.js'
 import { build } from '../helpers/app.js'
 import { describeEachBackend, describeMultiConnection, POSTGRES_URL, testDb } from '../helpers/db.js'
 import { TokenPool } from '../../src/pool/pool.js'
@@ -15,7 +15,7 @@ describeEachBackend('the SQL pick (rule 4)', (backend) => {
     for (let round = 0; round < 8; round++) {
       // Every token once: counts stay equal, so every round starts from a 20-way tie.
       const leases = []
-      for (let i = 0; i < 20; i++) leases.push(await pool.allocate(randomUUID()))
+      for (let i = 0; i < 20; i++) leases.push(await pool.allocate(newId()))
       assert.equal(new Set(leases.map((l) => l.tokenId)).size, 20, 'a round takes each token once (least used first)')
       firstPicks.push(order.indexOf(leases[0]!.tokenId))
       for (const l of leases) await pool.release(l.tokenId, l.userId)
@@ -32,11 +32,11 @@ describeMultiConnection('evict_oldest when every candidate is locked by another 
     const pool = new TokenPool(db, { defaultPool: { size: 3, lease_ttl_seconds: 120 }, sweepIntervalMs: 0 })
     await pool.start()
     t.after(async () => { await pool.stop() })
-    const [first] = [await pool.allocate(randomUUID())]
+    const [first] = [await pool.allocate(newId())]
     await sleep(5)
-    await pool.allocate(randomUUID())
+    await pool.allocate(newId())
     await sleep(5)
-    await pool.allocate(randomUUID())
+    await pool.allocate(newId())
     // Another transaction holds every token row: the SKIP LOCKED picks find nothing, so the
     // allocation takes the fallback path and waits for the oldest lease's token.
     const [{ schema }] = await db.query<{ schema: string }>('SELECT current_schema() AS schema') as [{ schema: string }]
@@ -45,7 +45,7 @@ describeMultiConnection('evict_oldest when every candidate is locked by another 
     const release = await locker.withSession(async (s) => {
       await s.query('BEGIN')
       await s.query('SELECT id FROM tokens FOR NO KEY UPDATE')
-      const evicting = pool.allocate(randomUUID())
+      const evicting = pool.allocate(newId())
       // Once the allocation waits for a row lock, let the rows go.
       for (let i = 0; i < 1000; i++) {
         const [{ n }] = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype IN ('tuple', 'transactionid')") as [{ n: number }]

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
+import { newId } from '../../src/domain/ids.js'
 import { TokenPool, type PoolOptions } from '../../src/pool/pool.js'
 import { travel } from '../helpers/app.js'
 import { describeEachBackend, testDb } from '../helpers/db.js'
@@ -37,7 +37,7 @@ describeEachBackend('a fixed pool whose ids are kept forever', (backend) => {
 
     // Lease the newest token, then shrink: it stays listed until its lease ends.
     for (let i = 0; i < 7; i++) {
-      const lease = await grown.allocate(randomUUID())
+      const lease = await grown.allocate(newId())
       if (lease.tokenId !== seven[6]) await grown.release(lease.tokenId, lease.userId)
     }
     const shrunk = new TokenPool(db, options(3))
@@ -46,7 +46,7 @@ describeEachBackend('a fixed pool whose ids are kept forever', (backend) => {
     assert.deepEqual(listed.tokens.map((x) => x.id), [...seven.slice(0, 3), seven[6]])
     assert.equal(listed.counts.total, 4)
     // No new lease lands on a retired token: the pool now evicts among the three.
-    const lease = await shrunk.allocate(randomUUID())
+    const lease = await shrunk.allocate(newId())
     assert.ok(seven.slice(0, 3).includes(lease.tokenId))
     await assert.rejects(shrunk.get(seven[4]!), { code: 'not_found' })
     // A retired token's history stays readable.

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
+import { parseId } from '../../src/domain/ids.js'
 import { PoolState, type PoolRow, type TokenRow } from '../../src/pool/model/pool-state.js'
 
 // The read model's counters against a recount of every token, after any mix of row
@@ -9,6 +10,7 @@ import { PoolState, type PoolRow, type TokenRow } from '../../src/pool/model/poo
 const SEED = Number(process.env.FC_SEED ?? 20261130)
 const HOUR = 3_600_000
 const START = Date.UTC(2026, 10, 30)
+const USER = parseId('00000000-0000-4000-8000-0000000000aa', 'user_id')
 const WINDOW_HOURS = 1
 
 const settings: PoolRow = {
@@ -47,7 +49,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 function row (i: number, now: number, o: Extract<Op, { kind: 'row' }>): TokenRow {
   const windowNow = START + Math.floor((now - START) / HOUR) * HOUR
   return {
-    id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    id: parseId(`00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, 'id'),
     pool: 'p',
     position: i * 10,
     label: null,
@@ -56,7 +58,7 @@ function row (i: number, now: number, o: Extract<Op, { kind: 'row' }>): TokenRow
     disabled_reason: o.disabled ? 'x' : null,
     cooling_until: o.cooling === null ? null : now + o.cooling,
     lease_id: o.lease === null ? null : i + 1,
-    user_id: o.lease === null ? null : 'u',
+    user_id: o.lease === null ? null : USER,
     started_at: o.lease === null ? null : now - 1000,
     expires_at: o.lease === null ? null : now + o.lease,
     renewable_until: o.lease === null ? null : now + o.lease,

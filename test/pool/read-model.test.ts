@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
+import { newId } from '../../src/domain/ids.js'
 import { TokenPool } from '../../src/pool/pool.js'
 import { describeEachBackend, testDb } from '../helpers/db.js'
 
@@ -21,7 +21,7 @@ describeEachBackend('reads from the read model', (backend) => {
 
   test('a change acknowledged on one node is seen by the next read on the other', async (t) => {
     const { a, b } = await twoNodes(t)
-    const user = randomUUID()
+    const user = newId()
     const lease = await a.allocate(user)
     const seen = await b.get(lease.tokenId)
     assert.equal(seen.status, 'active')
@@ -47,7 +47,7 @@ describeEachBackend('reads from the read model', (backend) => {
     assert.equal((await b.get(lease.tokenId)).status, 'available')
 
     // Both nodes allocate at once: each sees both leases at once.
-    await Promise.all([a.allocate(randomUUID()), b.allocate(randomUUID())])
+    await Promise.all([a.allocate(newId()), b.allocate(newId())])
     assert.equal((await a.stats()).active, 2)
     assert.equal((await b.stats()).active, 2)
     assert.equal((await b.stats()).allocationsInWindow, 3)
@@ -59,7 +59,7 @@ describeEachBackend('reads from the read model', (backend) => {
     assert.equal((await b.head('gpus')).total, 2)
     await a.updatePool('gpus', { size: 5 })
     assert.equal((await b.list('gpus')).tokens.length, 5)
-    const lease = await b.allocate(randomUUID(), 'gpus')
+    const lease = await b.allocate(newId(), 'gpus')
     assert.equal((await a.get(lease.tokenId, 'gpus')).status, 'active')
     const before = (await a.list('gpus')).tokens.map((x) => x.id)
     await a.updatePool('gpus', { size: 1 })
@@ -93,7 +93,7 @@ describeEachBackend('reads from the read model', (backend) => {
       assert.ok(began <= end + 5, `still cooling ${began - end} ms after its end`)
       assert.equal(seen.coolingUntil?.getTime(), end)
     }
-    const holder = randomUUID()
+    const holder = newId()
     const lease = await a.allocate(holder)
     assert.ok([first!.id, second!.id].includes(lease.tokenId))
     assert.equal((await b.stats()).active, 1)

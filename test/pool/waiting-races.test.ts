@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { newId, parseId } from '../../src/domain/ids.js'
 import { TokenPool } from '../../src/pool/pool.js'
 import type { Db, Session } from '../../src/store/db.js'
 import * as waiters from '../../src/store/waiters.js'
@@ -38,11 +38,11 @@ function queuedSignal () {
 describeMultiConnection('waiting: races between a turn and a waiter leaving', () => {
   test('a waiter that leaves while another node\'s turn grants it gets the lease given back, not held by nobody', async (t) => {
     const { pool, db } = await build(t, 'postgres', { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60, userQuota: 5 })
-    const x = randomUUID()
+    const x = newId()
     const first = await pool.allocate(x)
     await pool.release(first.tokenId, x)
     // x waits on another node; the token frees.
-    const otherNode = randomUUID()
+    const otherNode = newId()
     await db.query(`INSERT INTO waiters (pool, user_id, place, node, alive_until)
                     VALUES ('default', $1, nextval('waiter_places'), $2, clock_timestamp() + interval '1 hour')`, [x, otherNode])
     // A plain request's turn grants x, stalled inside the grant (x's quota row is locked).
@@ -50,7 +50,7 @@ describeMultiConnection('waiting: races between a turn and a waiter leaving', ()
     const s = await lock.s
     await s.query('BEGIN')
     await s.query('SELECT * FROM user_window_leases WHERE user_id = $1 FOR UPDATE', [x])
-    const plain = pool.allocate(randomUUID()).catch((err: { code?: string }) => err.code)
+    const plain = pool.allocate(newId()).catch((err: { code?: string }) => err.code)
     await until(async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype IN ('tuple', 'transactionid')"))[0]!.n > 0, 'the turn waits inside the grant')
     // x's node: x times out and leaves. Leaving takes the turn, so it waits for this one.
     const left = waiters.leave(db, 'default', x, otherNode)
@@ -66,8 +66,8 @@ describeMultiConnection('waiting: races between a turn and a waiter leaving', ()
     const { pool, db } = await build(t, 'postgres', { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 })
     const node2 = new TokenPool(db, { defaultPool: defaultPool({ poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 }), sweepIntervalMs: 0 })
     t.after(async () => { await node2.stop() })
-    const holder = await pool.allocate(randomUUID())
-    const x = randomUUID()
+    const holder = await pool.allocate(newId())
+    const x = newId()
     const gone = new AbortController()
     const q = queuedSignal()
     const answer = node2.allocate(x, 'default', { waitSeconds: 20, signal: gone.signal, onQueued: q.onQueued }).catch((err: Error) => err.message)
@@ -91,8 +91,8 @@ describeMultiConnection('waiting: races between a turn and a waiter leaving', ()
   test('a node that stops gives back what another node\'s turn granted its waiters', async (t) => {
     const { pool, db } = await build(t, 'postgres', { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 })
     const node2 = new TokenPool(db, { defaultPool: defaultPool({ poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 }), sweepIntervalMs: 0 })
-    const holder = await pool.allocate(randomUUID())
-    const x = randomUUID()
+    const holder = await pool.allocate(newId())
+    const x = newId()
     const q = queuedSignal()
     const answer = node2.allocate(x, 'default', { waitSeconds: 20, onQueued: q.onQueued }).catch((err: { code?: string }) => err.code)
     await q.promise
@@ -116,12 +116,12 @@ describeMultiConnection('waiting: races between a turn and a waiter leaving', ()
 describeEachBackend('waiting: the deadline timer', (backend) => {
   test('a refusal on the node just before an expiry does not delay the waiter served at it', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 1 })
-    const holder = await pool.allocate(randomUUID())
+    const holder = await pool.allocate(newId())
     const q = queuedSignal()
-    const waiting = pool.allocate(randomUUID(), 'default', { waitSeconds: 5, onQueued: q.onQueued })
+    const waiting = pool.allocate(newId(), 'default', { waitSeconds: 5, onQueued: q.onQueued })
     await q.promise
     await sleep(Math.max(0, holder.expiresAt.getTime() - Date.now() - 150))
-    await assert.rejects(pool.allocate(randomUUID()), { code: 'pool_exhausted' })
+    await assert.rejects(pool.allocate(newId()), { code: 'pool_exhausted' })
     const lease = await waiting
     // The 1 s poll would serve it up to a second late.
     assert.ok(lease.startedAt.getTime() - holder.expiresAt.getTime() < 300, `served ${lease.startedAt.getTime() - holder.expiresAt.getTime()} ms after the expiry`)
@@ -143,13 +143,13 @@ describeEachBackend('waiting: two batches answering one waiter', (backend) => {
         poke: () => {},
       })
       t.after(async () => { await room.close() })
-      const user = randomUUID()
+      const user = newId()
       const asked = { waiters: new Set([user]), waiterOnly: new Set([user]), retried: new Set([user]) }
       const row = (outcome: DbGrant['outcome'], leaseId: number): DbGrant => ({
         user_id: user,
         outcome,
         lease_id: leaseId,
-        token_id: `00000000-0000-4000-8000-00000000${String(leaseId).padStart(4, '0')}`,
+        token_id: parseId(`00000000-0000-4000-8000-00000000${String(leaseId).padStart(4, '0')}`, 'token_id'),
         started_at: new Date(),
         expires_at: new Date(Date.now() + 60_000),
         renewable_until: new Date(Date.now() + 60_000),

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PoolError } from '../../src/domain/errors.js'
+import { newId, type Id } from '../../src/domain/ids.js'
 import type { Lease } from '../../src/domain/types.js'
 import { TokenPool } from '../../src/pool/pool.js'
 import type { QueueState } from '../../src/pool/waiting.js'
@@ -25,9 +25,9 @@ async function waitingIn (pool: TokenPool, name = 'default'): Promise<number> {
 describeEachBackend('waiting for a token (rule 12)', (backend) => {
   test('a waiter is served when the holder releases, and is told its place and served-by time first', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 })
-    const a = await pool.allocate(randomUUID())
+    const a = await pool.allocate(newId())
     const w = watcher()
-    const b = randomUUID()
+    const b = newId()
     const served = pool.allocate(b, 'default', { waitSeconds: 10, onQueued: w.onQueued })
     const state = await w.queued
     assert.deepEqual(state, { position: 1, waiting: 1, estimatedGrantAt: a.expiresAt })
@@ -42,11 +42,11 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
 
   test('first come, first served: waiters get freed tokens in the order they joined', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 2, onExhausted: 'reject', leaseTtlSeconds: 60 })
-    const holders = [await pool.allocate(randomUUID()), await pool.allocate(randomUUID())]
+    const holders = [await pool.allocate(newId()), await pool.allocate(newId())]
     const order: string[] = []
     const waiters: Array<{ user: string, lease: Promise<Lease> }> = []
     for (let i = 0; i < 4; i++) {
-      const user = randomUUID()
+      const user = newId()
       const w = watcher()
       const lease = pool.allocate(user, 'default', { waitSeconds: 20, onQueued: w.onQueued })
       lease.then((l) => { order.push(l.userId) }, () => {})
@@ -69,8 +69,8 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
 
   test('served at an expiry, to the millisecond of the database clock, with no sweep running', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 0.4 })
-    const a = await pool.allocate(randomUUID())
-    const lease = await pool.allocate(randomUUID(), 'default', { waitSeconds: 5 })
+    const a = await pool.allocate(newId())
+    const lease = await pool.allocate(newId(), 'default', { waitSeconds: 5 })
     assert.equal(lease.tokenId, a.tokenId)
     assert.ok(lease.startedAt >= a.expiresAt, 'never before the lease it follows ends')
     // The poll would serve it up to a second late; the deadline timer serves it at once.
@@ -84,10 +84,10 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
     await pool.disable(t2!.id, 'revoked')
     // evict_oldest: nothing can be evicted (every token cooling or disabled), so it waits.
     const w0 = watcher()
-    const first = pool.allocate(randomUUID(), 'default', { waitSeconds: 5, onQueued: w0.onQueued })
+    const first = pool.allocate(newId(), 'default', { waitSeconds: 5, onQueued: w0.onQueued })
     assert.equal((await w0.queued).position, 1)
     const w = watcher()
-    const second = pool.allocate(randomUUID(), 'default', { waitSeconds: 5, onQueued: w.onQueued })
+    const second = pool.allocate(newId(), 'default', { waitSeconds: 5, onQueued: w.onQueued })
     assert.equal((await w.queued).position, 2)
     const byCooldown = await first
     assert.equal(byCooldown.tokenId, t1!.id)
@@ -97,8 +97,8 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
 
   test('time-out: 409 pool_exhausted with Retry-After, and the waiter leaves the queue', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 })
-    await pool.allocate(randomUUID())
-    await assert.rejects(pool.allocate(randomUUID(), 'default', { waitSeconds: 0.3 }), (err: PoolError) => {
+    await pool.allocate(newId())
+    await assert.rejects(pool.allocate(newId(), 'default', { waitSeconds: 0.3 }), (err: PoolError) => {
       assert.equal(err.code, 'pool_exhausted')
       assert.ok(err.retryAfterSeconds! >= 59 && err.retryAfterSeconds! <= 60)
       return true
@@ -108,14 +108,14 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
 
   test('a waiter that goes away leaves the queue at once, and those behind move up', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 })
-    await pool.allocate(randomUUID())
+    await pool.allocate(newId())
     const gone = new AbortController()
     const w1 = watcher()
-    const first = pool.allocate(randomUUID(), 'default', { waitSeconds: 20, signal: gone.signal, onQueued: w1.onQueued })
+    const first = pool.allocate(newId(), 'default', { waitSeconds: 20, signal: gone.signal, onQueued: w1.onQueued })
     first.catch(() => {})
     await w1.queued
     const w2 = watcher()
-    const second = pool.allocate(randomUUID(), 'default', { waitSeconds: 20, onQueued: w2.onQueued })
+    const second = pool.allocate(newId(), 'default', { waitSeconds: 20, onQueued: w2.onQueued })
     second.catch(() => {})
     assert.equal((await w2.queued).position, 2)
     gone.abort()
@@ -128,9 +128,9 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
   test('a lease granted to a waiter that went away in that instant is released at once', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 })
     for (let round = 0; round < 10; round++) {
-      const holder = await pool.allocate(randomUUID())
+      const holder = await pool.allocate(newId())
       const gone = new AbortController()
-      const user = randomUUID()
+      const user = newId()
       const w = watcher()
       const waiting = pool.allocate(user, 'default', { waitSeconds: 20, signal: gone.signal, onQueued: w.onQueued })
       waiting.catch(() => {})
@@ -157,24 +157,24 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
 
   test('nobody takes a token while an older waiter waits, nobody evicts, and a dead node\'s waiters lapse', async (t) => {
     const { pool, db } = await build(t, backend, { poolSize: 2, onExhausted: 'evict_oldest', leaseTtlSeconds: 60 })
-    const holder = await pool.allocate(randomUUID())
+    const holder = await pool.allocate(newId())
     // Older waiters on another node (rows kept alive by its heartbeat).
-    const other = randomUUID()
+    const other = newId()
     const joinElsewhere = async (user: string) => await db.query(
       `INSERT INTO waiters (pool, user_id, place, node, alive_until)
        VALUES ('default', $1, nextval('waiter_places'), $2, clock_timestamp() + interval '1 hour')`, [user, other])
-    const first = randomUUID()
+    const first = newId()
     await joinElsewhere(first)
     // A token is free, but it is the older waiter's: this turn grants it to that waiter (its
     // node hands it over), and evict_oldest evicts nobody while anyone waits.
-    await assert.rejects(pool.allocate(randomUUID()), { code: 'pool_exhausted' })
-    const [granted] = await db.query<{ granted_token: string }>('SELECT granted_token FROM waiters WHERE user_id = $1', [first])
+    await assert.rejects(pool.allocate(newId()), { code: 'pool_exhausted' })
+    const [granted] = await db.query<{ granted_token: Id }>('SELECT granted_token FROM waiters WHERE user_id = $1', [first])
     const firstToken = await pool.get(granted!.granted_token)
     assert.equal(firstToken.activeUsage?.userId, first)
     assert.equal((await pool.get(holder.tokenId)).activeUsage?.userId, holder.userId)
-    await joinElsewhere(randomUUID())
+    await joinElsewhere(newId())
     const w = watcher()
-    const late = pool.allocate(randomUUID(), 'default', { waitSeconds: 20, onQueued: w.onQueued })
+    const late = pool.allocate(newId(), 'default', { waitSeconds: 20, onQueued: w.onQueued })
     late.catch(() => {})
     assert.deepEqual(await w.queued, { position: 2, waiting: 2, estimatedGrantAt: firstToken.activeUsage!.expiresAt })
     // The other node dies: its rows lapse, the lease it was handed goes back, and the
@@ -189,17 +189,17 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
 
   test('the served-by time is the k-th earliest deadline, and is sent again when it changes', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 2, onExhausted: 'reject', leaseTtlSeconds: 60 })
-    const h1 = await pool.allocate(randomUUID())
+    const h1 = await pool.allocate(newId())
     await sleep(20)
-    const h2 = await pool.allocate(randomUUID())
+    const h2 = await pool.allocate(newId())
     const w1 = watcher()
     const w2 = watcher()
     const w3 = watcher()
-    const p1 = pool.allocate(randomUUID(), 'default', { waitSeconds: 20, onQueued: w1.onQueued })
+    const p1 = pool.allocate(newId(), 'default', { waitSeconds: 20, onQueued: w1.onQueued })
     assert.equal((await w1.queued).estimatedGrantAt?.getTime(), h1.expiresAt.getTime())
-    const p2 = pool.allocate(randomUUID(), 'default', { waitSeconds: 20, onQueued: w2.onQueued })
+    const p2 = pool.allocate(newId(), 'default', { waitSeconds: 20, onQueued: w2.onQueued })
     assert.equal((await w2.queued).estimatedGrantAt?.getTime(), h2.expiresAt.getTime())
-    const p3 = pool.allocate(randomUUID(), 'default', { waitSeconds: 20, onQueued: w3.onQueued })
+    const p3 = pool.allocate(newId(), 'default', { waitSeconds: 20, onQueued: w3.onQueued })
     p3.catch(() => {})
     assert.deepEqual(await w3.queued, { position: 3, waiting: 3, estimatedGrantAt: null })
     // The first holder leaves early: the first waiter is served, the others move up, and the
@@ -215,10 +215,10 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
 
   test('a holder gets its lease back at once; a waiter calling again keeps its place', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 })
-    const a = await pool.allocate(randomUUID())
+    const a = await pool.allocate(newId())
     const again = await pool.allocate(a.userId, 'default', { waitSeconds: 10 })
     assert.equal(again.leaseId, a.leaseId)
-    const user = randomUUID()
+    const user = newId()
     const w1 = watcher()
     const first = pool.allocate(user, 'default', { waitSeconds: 10, onQueued: w1.onQueued })
     await w1.queued
@@ -234,10 +234,10 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
 
   test('a quota is checked before queueing: 429 wins over waiting', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60, userQuota: 1 })
-    const user = randomUUID()
+    const user = newId()
     const a = await pool.allocate(user)
     await pool.release(a.tokenId, user)
-    await pool.allocate(randomUUID())
+    await pool.allocate(newId())
     await assert.rejects(pool.allocate(user, 'default', { waitSeconds: 10 }), { code: 'quota_exceeded' })
     assert.equal(await waitingIn(pool), 0)
   })
@@ -245,22 +245,22 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
   test('wait_seconds above the pool\'s max_wait_seconds is a 422 naming it, and changes nothing', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject' })
     await pool.createPool('nowait', { size: 1, max_wait_seconds: 0 })
-    await assert.rejects(pool.allocate(randomUUID(), 'nowait', { waitSeconds: 1 }), (err: PoolError) => {
+    await assert.rejects(pool.allocate(newId(), 'nowait', { waitSeconds: 1 }), (err: PoolError) => {
       assert.equal(err.code, 'validation_failed')
       assert.equal((err.details as { field: string }).field, 'wait_seconds')
       return true
     })
-    await assert.rejects(pool.allocate(randomUUID(), 'default', { waitSeconds: 61 }), { code: 'validation_failed' })
+    await assert.rejects(pool.allocate(newId(), 'default', { waitSeconds: 61 }), { code: 'validation_failed' })
     assert.equal((await pool.head('nowait')).active, 0)
     assert.equal((await pool.head('default')).active, 0)
   })
 
   test('stopping a node answers its waiters 503 and takes them out of the queue', async (t) => {
     const { pool, db } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 })
-    await pool.allocate(randomUUID())
+    await pool.allocate(newId())
     const node = new TokenPool(db, { defaultPool: defaultPool({ poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 }), sweepIntervalMs: 0 })
     const w = watcher()
-    const waiting = node.allocate(randomUUID(), 'default', { waitSeconds: 20, onQueued: w.onQueued })
+    const waiting = node.allocate(newId(), 'default', { waitSeconds: 20, onQueued: w.onQueued })
     await w.queued
     const answered = assert.rejects(waiting, (err: PoolError) => {
       assert.equal(err.code, 'unavailable')
@@ -276,12 +276,12 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
     const { pool, db } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 })
     const other = new TokenPool(db, { defaultPool: defaultPool({ poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 60 }), sweepIntervalMs: 0 })
     t.after(async () => { await other.stop() })
-    let holder = await pool.allocate(randomUUID())
+    let holder = await pool.allocate(newId())
     const nodes = [other, pool, other, pool]
     const waiters: Array<Promise<Lease>> = []
     for (const [i, node] of nodes.entries()) {
       const w = watcher()
-      waiters.push(node.allocate(randomUUID(), 'default', { waitSeconds: 20, onQueued: w.onQueued }))
+      waiters.push(node.allocate(newId(), 'default', { waitSeconds: 20, onQueued: w.onQueued }))
       assert.equal((await w.queued).position, i + 1)
     }
     const served: string[] = []

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
+import { newId } from '../../src/domain/ids.js'
 import { TokenPool } from '../../src/pool/pool.js'
 import { openPostgres } from '../../src/store/pg-db.js'
 import { describeMultiConnection, POSTGRES_URL, testDb } from '../helpers/db.js'
@@ -36,7 +36,7 @@ describeMultiConnection('the end of a usage window at 1,000,000 tokens', () => {
       return out
     }
     // A new pool: every count 0 (counted_window NULL).
-    const fresh = await timed('50 allocations on a new pool', async () => await Promise.all(Array.from({ length: 50 }, async () => await pool.allocate(randomUUID()))))
+    const fresh = await timed('50 allocations on a new pool', async () => await Promise.all(Array.from({ length: 50 }, async () => await pool.allocate(newId()))))
     assert.equal(new Set(fresh.map((l) => l.tokenId)).size, 50)
 
     // Every token used once in the current window (one UPDATE), then the clock past that
@@ -60,11 +60,11 @@ describeMultiConnection('the end of a usage window at 1,000,000 tokens', () => {
     // Rows changed behind the service's back: its read model reads the pool again.
     await slow.query('SELECT tp_refresh(\'default\', NULL)')
 
-    const lease = await timed('first allocate of the new window', async () => await pool.allocate(randomUUID()))
+    const lease = await timed('first allocate of the new window', async () => await pool.allocate(newId()))
     assert.equal(lease.isNew, true)
     const token = await pool.get(lease.tokenId)
     assert.equal(token.usageCount, 1, 'its count restarted in the new window')
-    const more = await timed('100 allocations at once', async () => await Promise.all(Array.from({ length: 100 }, async () => await pool.allocate(randomUUID()))))
+    const more = await timed('100 allocations at once', async () => await Promise.all(Array.from({ length: 100 }, async () => await pool.allocate(newId()))))
     assert.equal(new Set(more.map((l) => l.tokenId)).size, 100)
 
     const page = await timed('a page of the list', async () => await pool.list('default', { limit: 100 }))
@@ -86,7 +86,7 @@ describeMultiConnection('the end of a usage window at 1,000,000 tokens', () => {
                     WHERE tokens.id IN (SELECT t.id FROM tokens t, pools p WHERE p.name = 'default' AND t.pool = 'default'
                                            AND t.counted_window < p.window_started_at LIMIT 100000)`)
     const after = await timed('100 allocations once the old counts are forgotten', async () =>
-      await Promise.all(Array.from({ length: 100 }, async () => await pool.allocate(randomUUID()))))
+      await Promise.all(Array.from({ length: 100 }, async () => await pool.allocate(newId()))))
     assert.equal(new Set(after.map((l) => l.tokenId)).size, 100)
   })
 })

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readdirSync } from 'node:fs'
 import { test, type TestContext } from 'node:test'
+import { newId, type Id } from '../../src/domain/ids.js'
 import { buildApp } from '../../src/http/app.js'
 import type { Db } from '../../src/store/db.js'
 import { migrate } from '../../src/store/migrate.js'
@@ -54,16 +55,16 @@ describeEachBackend('migrations', (backend) => {
     const ids = (await db.query<{ id: string }>('SELECT id FROM tokens ORDER BY position')).map((r) => r.id)
     const [{ window_started_at: windowStart }] = await db.query<{ window_started_at: Date }>('SELECT window_started_at FROM pool_state') as [{ window_started_at: Date }]
     const v01Allocate = async (user: string) => {
-      const [row] = await db.query<{ outcome: string, lease_id: number, token_id: string, started_at: Date, expires_at: Date }>(
+      const [row] = await db.query<{ outcome: string, lease_id: number, token_id: Id, started_at: Date, expires_at: Date }>(
         'SELECT * FROM tp_allocate(ARRAY[$1]::uuid[], make_interval(secs => 120), make_interval(secs => 86400), true)', [user])
       assert.equal(row?.outcome, 'new')
       return row!
     }
-    const gone = randomUUID()
+    const gone = newId()
     const done = await v01Allocate(gone)
     const [released] = await db.query<{ outcome: string }>('SELECT * FROM tp_release($1::uuid, $2::uuid)', [done.token_id, gone])
     assert.equal(released?.outcome, 'released')
-    const user = randomUUID()
+    const user = newId()
     const v01 = await v01Allocate(user)
 
     // A v0.2 server starts on it and migrates it to the latest.
@@ -106,7 +107,7 @@ describeEachBackend('migrations', (backend) => {
     assert.equal(res.json().data.active_usage.lease_id, v01.lease_id)
     assert.equal(res.json().data.current_user_id, user)
     // New leases carry on the lease id sequence, and the holder can release the old one.
-    const next = await pool.allocate(randomUUID())
+    const next = await pool.allocate(newId())
     assert.ok(next.leaseId > v01.lease_id)
     const ended = await pool.release(v01.token_id, user)
     assert.equal(ended.leaseId, v01.lease_id)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { test } from 'node:test'
+import { newId } from '../../src/domain/ids.js'
 import { build } from '../helpers/app.js'
 import { describeEachBackend } from '../helpers/db.js'
 import type { Db } from '../../src/store/db.js'
@@ -39,7 +39,7 @@ describeEachBackend('the schema', (backend) => {
 
   test('the database itself refuses two holders of one token (23P01, 23505) and two open leases of one user in a pool (23505)', async (t) => {
     const { db, pool } = await build(t, backend, { poolSize: 2 })
-    const lease = await pool.allocate(randomUUID())
+    const lease = await pool.allocate(newId())
     const other = (await pool.list()).tokens.find((x) => x.id !== lease.tokenId)!
     const insert = async (token: string, user: string, startOffset: string, released: boolean) => await db.query(
       `INSERT INTO usages (pool, token_id, user_id, started_at, expires_at, released_at, release_reason)
@@ -47,9 +47,9 @@ describeEachBackend('the schema', (backend) => {
                CASE WHEN $4 THEN now() + $3::interval + interval '1 second' END, CASE WHEN $4 THEN 'released' END)`,
       [token, user, startOffset, released])
     // A closed usage that overlaps the open one on the same token: only the exclusion constraint stops it.
-    await assert.rejects(insert(lease.tokenId, randomUUID(), '1 second', true), { code: '23P01' })
+    await assert.rejects(insert(lease.tokenId, newId(), '1 second', true), { code: '23P01' })
     // A second open usage of the token: the unique index (or the exclusion constraint) stops it.
-    await assert.rejects(insert(lease.tokenId, randomUUID(), '1 hour', false), (err: { code: string }) => ['23505', '23P01'].includes(err.code))
+    await assert.rejects(insert(lease.tokenId, newId(), '1 hour', false), (err: { code: string }) => ['23505', '23P01'].includes(err.code))
     // The same user open twice in one pool, on another token.
     await assert.rejects(insert(other.id, lease.userId, '0 seconds', false), { code: '23505' })
     // The same user may hold a lease in another pool.

@@ -1,8 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { PoolError, type ErrorCode } from '../../domain/errors.js'
+import { UUID_PATTERN } from '../../domain/ids.js'
 import { translateDbError } from '../../store/sqlstate.js'
-import { UUID_PATTERN } from '../schemas/common.js'
 
 // Fastify's own failures, named in the contract's vocabulary.
 const FASTIFY_CODES: Record<string, ErrorCode> = {

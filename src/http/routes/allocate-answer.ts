@@ -1,5 +1,6 @@
 import { PassThrough } from 'node:stream'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { Id } from '../../domain/ids.js'
 import type { Lease } from '../../domain/types.js'
 import type { TokenPool } from '../../pool/pool.js'
 import { envelope, toPoolError } from '../plugins/errors.js'
@@ -7,7 +8,7 @@ import * as present from '../present.js'
 
 export interface AllocateAsk {
   pool: string
-  userId: string
+  userId: Id
   waitSeconds: number
   viewer: present.Viewer
 }

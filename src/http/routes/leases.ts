@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type Static } from 'typebox'
+import { parseId } from '../../domain/ids.js'
 import type { TokenPool } from '../../pool/pool.js'
 import type { Access } from '../plugins/auth.js'
 import * as present from '../present.js'
@@ -40,7 +41,7 @@ const leaseRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }
       },
     }
     const handler = async (request: FastifyRequest<{ Body: Static<typeof AllocateBody> }>, reply: FastifyReply) => {
-      const userId = request.body.user_id.toLowerCase()
+      const userId = parseId(request.body.user_id, 'user_id')
       return await answerAllocate(pool, request, reply, {
         pool: poolOf(request.params),
         userId,
@@ -73,7 +74,7 @@ const leaseRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }
         response: { 200: Type.Object({ data: EndedLease }), ...errors(400, 404, 409, 413, 415, 422, 429, 503) },
       },
     }, async (request) => {
-      const userId = request.body.user_id.toLowerCase()
+      const userId = parseId(request.body.user_id, 'user_id')
       const ended = await pool.release(tokenIdOf(request.params), userId, scopeOf(request.params))
       return { data: present.endedLease(ended, access.viewer(request, userId)) }
     })
@@ -87,7 +88,7 @@ const leaseRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }
         response: { 200: Type.Object({ data: Lease }), ...errors(400, 404, 409, 413, 415, 422, 429, 503) },
       },
     }, async (request) => {
-      const userId = request.body.user_id.toLowerCase()
+      const userId = parseId(request.body.user_id, 'user_id')
       const lease = await pool.renew(tokenIdOf(request.params), userId, scopeOf(request.params))
       return { data: present.lease(lease, access.viewer(request, userId)) }
     })

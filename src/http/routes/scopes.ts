@@ -1,4 +1,5 @@
 import { Type } from 'typebox'
+import { parseId, type Id } from '../../domain/ids.js'
 import { DEFAULT_POOL } from '../../domain/types.js'
 import { Uuid } from '../schemas/common.js'
 import { PoolNameParams } from '../schemas/pools.js'
@@ -19,4 +20,5 @@ export const poolOf = (params: unknown): string => (params as { pool?: string })
 /** The pool a token route is confined to: the named one, or any (undefined). */
 export const scopeOf = (params: unknown): string | undefined => (params as { pool?: string }).pool
 
-export const tokenIdOf = (params: unknown): string => (params as { token_id: string }).token_id.toLowerCase()
+/** The token a route names, in its one spelling (the schema checked it is a UUID). */
+export const tokenIdOf = (params: unknown): Id => parseId((params as { token_id: string }).token_id, 'token_id')

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { PoolError } from '../../domain/errors.js'
+import { parseId } from '../../domain/ids.js'
 import type { TokenPool } from '../../pool/pool.js'
 import type { Access } from '../plugins/auth.js'
 import * as present from '../present.js'
@@ -28,7 +29,7 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
       },
     }, async (request, reply) => {
       const tokenId = tokenIdOf(request.params)
-      const userId = request.body.user_id?.toLowerCase()
+      const userId = request.body.user_id === undefined ? undefined : parseId(request.body.user_id, 'user_id')
       if (userId === undefined) {
         await access.requireAdmin(request)
         if (request.body.reallocate === true) {

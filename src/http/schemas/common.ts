@@ -1,14 +1,13 @@
 import { Type, type Static, type TSchema } from 'typebox'
+import { UUID_PATTERN } from '../../domain/ids.js'
 import { RELEASE_REASONS } from '../../domain/types.js'
-
-// ajv's "uuid" format also takes a "urn:uuid:" prefix; the pattern keeps ids plain.
-export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
 
 /** A closed set of strings as a plain JSON Schema enum (clearer errors and OpenAPI than anyOf of consts). */
 export function StringEnum<T extends string> (values: readonly T[], description?: string) {
   return Type.Unsafe<T>(Type.String({ enum: [...values], ...(description === undefined ? {} : { description }) }))
 }
 
+// ajv's "uuid" format also takes a "urn:uuid:" prefix; the pattern keeps ids plain.
 export const Uuid = (description: string) => Type.String({
   format: 'uuid',
   pattern: UUID_PATTERN,

@@ -1,9 +1,10 @@
+import type { Id } from '../../domain/ids.js'
 import type { PoolSettings, TokenStatus, TokenView } from '../../domain/types.js'
 import { Deadlines } from './deadlines.js'
 
 /** A token's row as the read model copies it; times are epoch ms (fractional: the database keeps µs). */
 export interface TokenRow {
-  id: string
+  id: Id
   pool: string
   position: number
   label: string | null
@@ -12,7 +13,7 @@ export interface TokenRow {
   disabled_reason: string | null
   cooling_until: number | null
   lease_id: number | null
-  user_id: string | null
+  user_id: Id | null
   started_at: number | null
   expires_at: number | null
   renewable_until: number | null
@@ -34,7 +35,7 @@ type Class = TokenStatus | 'hidden'
  * so that a million of them share one shape with every field in the object itself.
  */
 export class ModelToken implements TokenRow {
-  id: string
+  id: Id
   pool: string
   position: number
   label: string | null
@@ -43,7 +44,7 @@ export class ModelToken implements TokenRow {
   disabled_reason: string | null
   cooling_until: number | null
   lease_id: number | null
-  user_id: string | null
+  user_id: Id | null
   started_at: number | null
   expires_at: number | null
   renewable_until: number | null
