@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { execFileSync } from 'node:child_process'
+import { database } from './database.js'
 import * as flows from './flow-cases.js'
 import * as h from './harness.js'
 import { runFrom } from './servers.js'
@@ -84,6 +85,8 @@ if (wanted('cycle')) {
   await step('cycle', async () => await h.cycle({ ...port(20), backend: 'postgres', poolSize: 100_000 }))
   await step('cycle without HTTP', async () => await h.cycleWithoutHttp({ ...opts, poolSize: 100_000 }))
 }
+// PostgreSQL alone with the same writes (pgbench): the most the two cases above could reach here.
+if (wanted('database')) await step('database', async () => await database({ ...opts, poolSize: 100_000 }))
 if (wanted('read')) {
   // Empty is the literal baseline; 100 usages a token fills the same 50-row page as 10,000,000 do.
   for (const n of [...new Set([0, 100_000, readRows])]) {
