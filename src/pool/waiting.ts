@@ -70,6 +70,18 @@ interface Waiter {
   lastError: unknown
 }
 
+/** What a batch asked, for apply(). */
+export interface Asked {
+  /** users asked for as waiters */
+  waiters: Set<Id>
+  /** users asked for by waiters alone (a lease granted to nobody left is given back) */
+  waiterOnly: Set<Id>
+  /** waiters tried again (not newcomers) */
+  retried: Set<Id>
+  /** the waiters there were when the batch was sent (present()) */
+  present: ReadonlySet<object>
+}
+
 interface PoolQueue {
   waiters: Map<Id, Waiter>
   timer: NodeJS.Timeout | undefined
@@ -153,9 +165,10 @@ export class WaitingRoom {
    * Settles this node's waiters from a batch's answers. `asked.waiters` are the users the
    * batch asked for as waiters, `waiterOnly` those asked for by waiters alone (so a lease
    * granted to nobody left is given back).
+   * `present` are the waiters there were when the batch was sent (see present()).
    * Returns whether anyone joined the queue.
    */
-  apply (pool: string, rows: DbGrant[], asked: { waiters: Set<Id>, waiterOnly: Set<Id>, retried: Set<Id> }, dbNow: Date): boolean {
+  apply (pool: string, rows: DbGrant[], asked: Asked, dbNow: Date): boolean {
     const q = this.pools.get(pool)
     let wakeAt: number | undefined
     let joined = false
@@ -178,6 +191,9 @@ export class WaitingRoom {
       // ones, unless it is a lease (theirs too now: granted in this turn for it, or for a
       // waiter this batch did not ask about) or the pool is gone.
       if (!asked.waiters.has(row.user_id) && !['new', 'existing', 'granted', 'no_pool'].includes(row.outcome)) continue
+      // A lease the user held when the batch was sent may have been given back since: it
+      // says nothing to a request that began waiting after that (its own batch answers it).
+      if (row.outcome === 'existing' && !asked.present.has(w)) continue
       w.lastError = undefined
       switch (row.outcome) {
         case 'requeue':
@@ -220,6 +236,17 @@ export class WaitingRoom {
     if (q !== undefined && wakeAt !== undefined) this.schedule(pool, q, wakeAt)
     this.forgetIfEmpty(pool)
     return joined
+  }
+
+  /** This node's waiters of these users now, as a batch about to be sent knows them. */
+  present (pool: string, users: Id[]): ReadonlySet<object> {
+    const q = this.pools.get(pool)
+    const out = new Set<object>()
+    for (const u of users) {
+      const w = q?.waiters.get(u)
+      if (w !== undefined) out.add(w)
+    }
+    return out
   }
 
   /**

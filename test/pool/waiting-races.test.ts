@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { newId, parseId } from '../../src/domain/ids.js'
 import { TokenPool } from '../../src/pool/pool.js'
 import type { Db, Session } from '../../src/store/db.js'
 import * as waiters from '../../src/store/waiters.js'
 import type { DbGrant } from '../../src/store/leases.js'
-import { WaitingRoom } from '../../src/pool/waiting.js'
+import { WaitingRoom, type Asked } from '../../src/pool/waiting.js'
 import { PoolError } from '../../src/domain/errors.js'
 import { build, defaultPool } from '../helpers/app.js'
-import { describeEachBackend, describeMultiConnection, testDb } from '../helpers/db.js'
+import { describeEachBackend, describeMultiConnection, testDb, type Backend } from '../helpers/db.js'
 import { until } from '../helpers/until.js'
 
 /** One connection held open, for statements the test runs between the pool's. */
@@ -128,47 +128,73 @@ describeEachBackend('waiting: the deadline timer', (backend) => {
   })
 })
 
+/** A waiting room on its own, whose given-back leases are listed, and the rows a batch answers. */
+async function lonelyRoom (t: TestContext, backend: Backend) {
+  const db = await testDb(t, backend)
+  const given: number[] = []
+  const room = new WaitingRoom({
+    db,
+    retry: async () => {},
+    giveBack: async (_pool, lease) => { given.push(Number(lease.tokenId.slice(-4))) },
+    timedOut: () => new PoolError('pool_exhausted', 'time is up'),
+    poke: () => {},
+  })
+  t.after(async () => { await room.close() })
+  const user = newId()
+  const row = (outcome: DbGrant['outcome'], leaseId: number): DbGrant => ({
+    user_id: user,
+    outcome,
+    lease_id: leaseId,
+    token_id: parseId(`00000000-0000-4000-8000-00000000${String(leaseId).padStart(4, '0')}`, 'token_id'),
+    started_at: new Date(),
+    expires_at: new Date(Date.now() + 60_000),
+    renewable_until: new Date(Date.now() + 60_000),
+    evicted_user_id: null,
+    retry_after_ms: null,
+    position: null,
+    waiting: null,
+    estimated_grant_at: null,
+    wake_at: null,
+    now: new Date(),
+  })
+  // A batch that asks for the user as a waiter, sent now.
+  const batch = (): Asked => ({ waiters: new Set([user]), waiterOnly: new Set([user]), retried: new Set([user]), present: room.present('default', [user]) })
+  return { room, user, row, batch, given }
+}
+
 describeEachBackend('waiting: two batches answering one waiter', (backend) => {
   // Two batches may ask for one waiter at once (a turn and a retry). The one answered second
   // finds the waiter served, with the very lease it names: that lease must stay with it.
   for (const order of [['new', 'existing'], ['existing', 'new']] as const) {
     test(`answered '${order[0]}' then '${order[1]}' with the same lease: it is not given back; a lease never answered is`, async (t) => {
-      const db = await testDb(t, backend)
-      const given: number[] = []
-      const room = new WaitingRoom({
-        db,
-        retry: async () => {},
-        giveBack: async (_pool, lease) => { given.push(Number(lease.tokenId.slice(-4))) },
-        timedOut: () => new PoolError('pool_exhausted', 'time is up'),
-        poke: () => {},
-      })
-      t.after(async () => { await room.close() })
-      const user = newId()
-      const asked = { waiters: new Set([user]), waiterOnly: new Set([user]), retried: new Set([user]) }
-      const row = (outcome: DbGrant['outcome'], leaseId: number): DbGrant => ({
-        user_id: user,
-        outcome,
-        lease_id: leaseId,
-        token_id: parseId(`00000000-0000-4000-8000-00000000${String(leaseId).padStart(4, '0')}`, 'token_id'),
-        started_at: new Date(),
-        expires_at: new Date(Date.now() + 60_000),
-        renewable_until: new Date(Date.now() + 60_000),
-        evicted_user_id: null,
-        retry_after_ms: null,
-        position: null,
-        waiting: null,
-        estimated_grant_at: null,
-        wake_at: null,
-        now: new Date(),
-      })
+      const { room, user, row, batch, given } = await lonelyRoom(t, backend)
       const served = room.enter('default', user, 30, {})
-      room.apply('default', [row(order[0], 7)], asked, new Date())
+      const first = batch()
+      const second = batch()
+      room.apply('default', [row(order[0], 7)], first, new Date())
       assert.equal((await served).lease_id, 7)
-      room.apply('default', [row(order[1], 7)], asked, new Date())
+      room.apply('default', [row(order[1], 7)], second, new Date())
       assert.deepEqual(given, [], 'the lease the waiter was handed stays with it')
       // Control: a late answer naming a lease nobody here was handed (the waiter left) gives it back.
-      room.apply('default', [row('existing', 8)], asked, new Date())
+      room.apply('default', [row('existing', 8)], second, new Date())
       assert.deepEqual(given, [8])
     })
   }
+
+  test('a lease a slow batch saw the user hold does not settle the user\'s next waiting request', async (t) => {
+    const { room, user, row, batch, given } = await lonelyRoom(t, backend)
+    const served = room.enter('default', user, 30, {})
+    const slow = batch()
+    const quick = batch()
+    room.apply('default', [row('new', 7)], quick, new Date())
+    assert.equal((await served).lease_id, 7)
+    // The user gives lease 7 back and waits again; then the slow batch answers what it saw.
+    const next = room.enter('default', user, 30, {})
+    room.apply('default', [row('existing', 7)], slow, new Date())
+    const settled = await Promise.race([next.then(() => 'settled'), sleep(50).then(() => 'still waiting')])
+    assert.equal(settled, 'still waiting', 'a lease given back before this request began is not its answer')
+    assert.deepEqual(given, [], 'nor is it given back again')
+    room.apply('default', [row('new', 9)], batch(), new Date())
+    assert.equal((await next).lease_id, 9)
+  })
 })
