@@ -1,0 +1,49 @@
+-- Renewals in a batch, set-based, as 0017 made releases: one lock statement, one UPDATE of
+-- usages (one trigger call) and one of tokens per batch instead of tp_renew per pair. The
+-- rules are tp_renew's: the token is visible and p_user holds it now, else 'not_found' /
+-- 'not_holder'; a lease at its cap is 'limit'; otherwise it ends one TTL from now, never
+-- past renewable_until and never sooner than it did (a TTL lowered since the grant).
+CREATE OR REPLACE FUNCTION tp_renew_many(p_tokens uuid[], p_users uuid[])
+RETURNS TABLE (token_id uuid, user_id uuid, outcome text, pool text, lease_id bigint,
+               started_at timestamptz, expires_at timestamptz, renewable_until timestamptz)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_now timestamptz;
+BEGIN
+  -- In id order, as every batch locks: two batches can't wait for each other.
+  PERFORM 1 FROM tokens t WHERE t.id = ANY (p_tokens) ORDER BY t.id FOR NO KEY UPDATE;
+  v_now := date_trunc('milliseconds', clock_timestamp());
+
+  RETURN QUERY
+  WITH asked AS (
+    SELECT DISTINCT x.t, x.u FROM unnest(p_tokens, p_users) x(t, u)
+  ), judged AS (
+    SELECT a.t, a.u, k.pool, u.id AS lease_id, u.started_at, u.expires_at AS ends,
+           coalesce(u.renewable_until, u.expires_at) AS cap, make_interval(secs => p.lease_ttl_seconds) AS ttl,
+           CASE WHEN k.id IS NULL THEN 'not_found'
+                -- The sweep may have written its end just before the lock was ours.
+                WHEN u.id IS NULL OR u.released_at IS NOT NULL THEN 'not_holder'
+                WHEN u.expires_at >= coalesce(u.renewable_until, u.expires_at) THEN 'limit'
+                ELSE 'renewed' END AS outcome
+      FROM asked a
+      LEFT JOIN LATERAL (SELECT t.* FROM tokens t JOIN pools q ON q.name = t.pool
+                          WHERE t.id = a.t AND NOT q.deleted AND (NOT t.retired OR t.lease_expires_at > v_now)) k ON true
+      LEFT JOIN pools p ON p.name = k.pool
+      LEFT JOIN usages u ON u.id = k.lease_id AND tp_holds(k, a.u, v_now)
+  ), renewed AS (
+    UPDATE usages u SET expires_at = greatest(j.ends, least(v_now + j.ttl, j.cap))
+      FROM judged j
+     WHERE j.outcome = 'renewed' AND u.id = j.lease_id AND u.released_at IS NULL
+    RETURNING u.id, u.token_id, u.expires_at
+  ), mirrored AS (
+    UPDATE tokens k SET lease_expires_at = r.expires_at FROM renewed r WHERE k.id = r.token_id
+  )
+  SELECT j.t, j.u, j.outcome, j.pool,
+         CASE WHEN j.outcome IN ('renewed', 'limit') THEN j.lease_id END,
+         CASE WHEN j.outcome IN ('renewed', 'limit') THEN j.started_at END,
+         CASE WHEN j.outcome = 'renewed' THEN r.expires_at WHEN j.outcome = 'limit' THEN j.ends END,
+         CASE WHEN j.outcome IN ('renewed', 'limit') THEN j.cap END
+    FROM judged j LEFT JOIN renewed r ON r.id = j.lease_id AND j.outcome = 'renewed'
+   ORDER BY j.t, j.u;
+END $$;
