@@ -487,10 +487,9 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
 
   async history (tokenId: Id, limit: number, cursor: string | undefined, pool?: string): Promise<{ usages: Usage[], nextCursor: string | null }> {
     const before = cursor === undefined ? undefined : decodeCursor(cursor)
-    const [owner, rows] = await read(async () => await Promise.all([
-      pools.poolOfToken(this.db, tokenId),
-      usages.history(this.db, tokenId, limit + 1, before),
-    ]))
+    const rows = await read(async () => await usages.history(this.db, tokenId, limit + 1, before))
+    // A usage names its token's pool; only a page without any asks which pool the token is in.
+    const owner = rows[0]?.pool ?? await read(async () => await pools.poolOfToken(this.db, tokenId))
     if (owner === undefined || (pool !== undefined && owner !== pool)) {
       if (pool !== undefined) await this.getPool(pool)
       throw tokenNotFound(tokenId)
