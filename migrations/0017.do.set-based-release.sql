@@ -38,7 +38,10 @@ BEGIN
     UPDATE tokens k SET lease_id = NULL, lease_user_id = NULL, lease_started_at = NULL, lease_expires_at = NULL
       FROM ended e WHERE k.id = e.token_id
   )
-  SELECT j.t, j.u, j.outcome, j.pool, e.id, e.started_at, e.released_at
+  -- A lease the sweep (or an allocation) ended between this statement's snapshot and its
+  -- UPDATE is no longer the user's to give back: not_holder, as if it had come a moment later.
+  SELECT j.t, j.u, CASE WHEN j.outcome = 'released' AND e.id IS NULL THEN 'not_holder' ELSE j.outcome END,
+         j.pool, e.id, e.started_at, e.released_at
     FROM judged j LEFT JOIN ended e ON e.token_id = j.t AND j.outcome = 'released'
    ORDER BY j.t, j.u;
 END $$;

@@ -39,11 +39,15 @@ BEGIN
   ), mirrored AS (
     UPDATE tokens k SET lease_expires_at = r.expires_at FROM renewed r WHERE k.id = r.token_id
   )
-  SELECT j.t, j.u, j.outcome, j.pool,
-         CASE WHEN j.outcome IN ('renewed', 'limit') THEN j.lease_id END,
-         CASE WHEN j.outcome IN ('renewed', 'limit') THEN j.started_at END,
-         CASE WHEN j.outcome = 'renewed' THEN r.expires_at WHEN j.outcome = 'limit' THEN j.ends END,
-         CASE WHEN j.outcome IN ('renewed', 'limit') THEN j.cap END
-    FROM judged j LEFT JOIN renewed r ON r.id = j.lease_id AND j.outcome = 'renewed'
-   ORDER BY j.t, j.u;
+  -- A lease the sweep (or an allocation) ended between this statement's snapshot and its
+  -- UPDATE can't be renewed: not_holder, as if the renewal had come a moment later.
+  SELECT o.t, o.u, o.said, o.pool,
+         CASE WHEN o.said IN ('renewed', 'limit') THEN o.lease_id END,
+         CASE WHEN o.said IN ('renewed', 'limit') THEN o.started_at END,
+         CASE WHEN o.said = 'renewed' THEN o.renewed_to WHEN o.said = 'limit' THEN o.ends END,
+         CASE WHEN o.said IN ('renewed', 'limit') THEN o.cap END
+    FROM (SELECT j.*, r.expires_at AS renewed_to,
+                 CASE WHEN j.outcome = 'renewed' AND r.id IS NULL THEN 'not_holder' ELSE j.outcome END AS said
+            FROM judged j LEFT JOIN renewed r ON r.id = j.lease_id AND j.outcome = 'renewed') o
+   ORDER BY o.t, o.u;
 END $$;

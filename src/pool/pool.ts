@@ -300,7 +300,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     const fresh = [...freshSet]
     const queue = [...new Set(asks.filter((a) => a.item.queue).map((a) => a.key))]
     const plain = new Set(asks.filter((a) => !a.item.queue).map((a) => a.key))
-    const present = this.waiting.present(pool, users)
+    const sentAfter = this.waiting.sentAfter()
     const { grants: rows, expired } = await this.waiting.asking(pool, queue, async () =>
       await withRetry(async () => await leases.allocateMany(this.db, pool, { users, fresh, queue, node: this.waiting.node, exclusive, aliveMs: ALIVE_MS })))
     // Leases this batch found run out and wrote as such, before the grants that followed them.
@@ -331,7 +331,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
         waiters: new Set(queue),
         waiterOnly: new Set(queue.filter((u) => !plain.has(u))),
         retried: new Set(queue.filter((u) => !freshSet.has(u))),
-        present,
+        sentAfter,
       }, rows[0]!.now)
     // New leases, ends of ones that ran out and new waiters are news for the other nodes.
     if (joined || expired.length > 0 || rows.some((r) => r.outcome === 'new' || r.outcome === 'granted')) this.hint.poke()

@@ -51,6 +51,8 @@ const POLL_MS = 1000
 const ANSWERED_MS = 60_000
 
 interface Request {
+  /** the order it began waiting in on this node: an answer sent before it is not its own */
+  seq: number
   resolve: (row: DbGrant) => void
   reject: (err: unknown) => void
   onQueued: ((state: QueueState) => void) | undefined
@@ -78,8 +80,8 @@ export interface Asked {
   waiterOnly: Set<Id>
   /** waiters tried again (not newcomers) */
   retried: Set<Id>
-  /** the waiters there were when the batch was sent (present()) */
-  present: ReadonlySet<object>
+  /** the last request that began waiting before the batch was sent (sentAfter()) */
+  sentAfter: number
 }
 
 interface PoolQueue {
@@ -113,6 +115,8 @@ export class WaitingRoom {
   private poll: NodeJS.Timeout | undefined
   private unlisten: Promise<(() => Promise<void>) | undefined> | undefined
   private closed = false
+  /** requests that began waiting on this node so far (each request's seq) */
+  private entered = 0
 
   constructor (private readonly deps: RoomDeps) {}
 
@@ -142,6 +146,7 @@ export class WaitingRoom {
     return new Promise<DbGrant>((resolve, reject) => {
       const onAbort = () => { this.drop(pool, userId, req, new Error('the caller went away')) }
       const req: Request = {
+        seq: ++this.entered,
         resolve,
         reject,
         onQueued: opts.onQueued,
@@ -165,7 +170,7 @@ export class WaitingRoom {
    * Settles this node's waiters from a batch's answers. `asked.waiters` are the users the
    * batch asked for as waiters, `waiterOnly` those asked for by waiters alone (so a lease
    * granted to nobody left is given back).
-   * `present` are the waiters there were when the batch was sent (see present()).
+   * `sentAfter` is the last request that began waiting before the batch was sent.
    * Returns whether anyone joined the queue.
    */
   apply (pool: string, rows: DbGrant[], asked: Asked, dbNow: Date): boolean {
@@ -193,7 +198,19 @@ export class WaitingRoom {
       if (!asked.waiters.has(row.user_id) && !['new', 'existing', 'granted', 'no_pool'].includes(row.outcome)) continue
       // A lease the user held when the batch was sent may have been given back since: it
       // says nothing to a request that began waiting after that (its own batch answers it).
-      if (row.outcome === 'existing' && !asked.present.has(w)) continue
+      if (row.outcome === 'existing') {
+        const before = [...w.requests].filter((req) => req.seq <= asked.sentAfter)
+        if (before.length === 0) continue
+        if (before.length < w.requests.size) {
+          if (lease !== undefined) this.remember(lease)
+          for (const req of before) {
+            w.requests.delete(req)
+            this.finish(req)
+            req.resolve(row)
+          }
+          continue
+        }
+      }
       w.lastError = undefined
       switch (row.outcome) {
         case 'requeue':
@@ -238,15 +255,9 @@ export class WaitingRoom {
     return joined
   }
 
-  /** This node's waiters of these users now, as a batch about to be sent knows them. */
-  present (pool: string, users: Id[]): ReadonlySet<object> {
-    const q = this.pools.get(pool)
-    const out = new Set<object>()
-    for (const u of users) {
-      const w = q?.waiters.get(u)
-      if (w !== undefined) out.add(w)
-    }
-    return out
+  /** The last request that began waiting so far: a batch sent now answers it and those before. */
+  sentAfter (): number {
+    return this.entered
   }
 
   /**

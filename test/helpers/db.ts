@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import { after, describe, type TestContext } from 'node:test'
 import { PGlite } from '@electric-sql/pglite'
-import type { Db } from '../../src/store/db.js'
+import type { Db, Session } from '../../src/store/db.js'
 import { PGLITE_EXTENSIONS, pgliteDb } from '../../src/store/pglite-db.js'
 import { openPostgres } from '../../src/store/pg-db.js'
 import { migrate } from '../../src/store/migrate.js'
@@ -134,4 +134,14 @@ export function postgresUrlFor (schema: string): string {
   const url = new URL(POSTGRES_URL)
   url.searchParams.set('options', `-c search_path=${schema},public`)
   return url.toString()
+}
+
+/** One connection held open, for statements a test runs between the pool's (a lock held where a race would fall). */
+export function heldSession (db: Db): { s: Promise<Session>, end: () => Promise<void> } {
+  let run!: (s: Session) => void
+  const got = new Promise<Session>((resolve) => { run = resolve })
+  let done!: () => void
+  const finished = new Promise<void>((resolve) => { done = resolve })
+  const held = db.withSession(async (s) => { run(s); await finished })
+  return { s: got, end: async () => { done(); await held } }
 }

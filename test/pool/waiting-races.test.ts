@@ -3,24 +3,14 @@ import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { newId, parseId } from '../../src/domain/ids.js'
 import { TokenPool } from '../../src/pool/pool.js'
-import type { Db, Session } from '../../src/store/db.js'
+import type { Db } from '../../src/store/db.js'
 import * as waiters from '../../src/store/waiters.js'
 import type { DbGrant } from '../../src/store/leases.js'
 import { WaitingRoom, type Asked } from '../../src/pool/waiting.js'
 import { PoolError } from '../../src/domain/errors.js'
 import { build, defaultPool } from '../helpers/app.js'
-import { describeEachBackend, describeMultiConnection, testDb, type Backend } from '../helpers/db.js'
+import { describeEachBackend, describeMultiConnection, heldSession, testDb, type Backend } from '../helpers/db.js'
 import { until } from '../helpers/until.js'
-
-/** One connection held open, for statements the test runs between the pool's. */
-function session (db: Db): { s: Promise<Session>, end: () => Promise<void> } {
-  let run!: (s: Session) => void
-  const got = new Promise<Session>((resolve) => { run = resolve })
-  let done!: () => void
-  const finished = new Promise<void>((resolve) => { done = resolve })
-  const held = db.withSession(async (s) => { run(s); await finished })
-  return { s: got, end: async () => { done(); await held } }
-}
 
 async function openLeases (db: Db, user: string): Promise<number> {
   const [row] = await db.query<{ n: number }>(
@@ -46,7 +36,7 @@ describeMultiConnection('waiting: races between a turn and a waiter leaving', ()
     await db.query(`INSERT INTO waiters (pool, user_id, place, node, alive_until)
                     VALUES ('default', $1, nextval('waiter_places'), $2, clock_timestamp() + interval '1 hour')`, [x, otherNode])
     // A plain request's turn grants x, stalled inside the grant (x's quota row is locked).
-    const lock = session(db)
+    const lock = heldSession(db)
     const s = await lock.s
     await s.query('BEGIN')
     await s.query('SELECT * FROM user_window_leases WHERE user_id = $1 FOR UPDATE', [x])
@@ -73,7 +63,7 @@ describeMultiConnection('waiting: races between a turn and a waiter leaving', ()
     const answer = node2.allocate(x, 'default', { waitSeconds: 20, signal: gone.signal, onQueued: q.onQueued }).catch((err: Error) => err.message)
     await q.promise
     // Hold the turn, so node 2's next try waits in the database.
-    const lock = session(db)
+    const lock = heldSession(db)
     const s = await lock.s
     await s.query("SELECT pg_advisory_lock(hashtextextended('turns default', 7412))")
     await db.query('SELECT tp_release($1, $2)', [holder.tokenId, holder.userId])
@@ -97,7 +87,7 @@ describeMultiConnection('waiting: races between a turn and a waiter leaving', ()
     const answer = node2.allocate(x, 'default', { waitSeconds: 20, onQueued: q.onQueued }).catch((err: { code?: string }) => err.code)
     await q.promise
     // Hold the turn (node 2's tries wait), and do what another node's turn does: grant x, mark its row.
-    const lock = session(db)
+    const lock = heldSession(db)
     const s = await lock.s
     await s.query("SELECT pg_advisory_lock(hashtextextended('turns default', 7412))")
     await db.query('SELECT tp_release($1, $2)', [holder.tokenId, holder.userId])
@@ -158,7 +148,7 @@ async function lonelyRoom (t: TestContext, backend: Backend) {
     now: new Date(),
   })
   // A batch that asks for the user as a waiter, sent now.
-  const batch = (): Asked => ({ waiters: new Set([user]), waiterOnly: new Set([user]), retried: new Set([user]), present: room.present('default', [user]) })
+  const batch = (): Asked => ({ waiters: new Set([user]), waiterOnly: new Set([user]), retried: new Set([user]), sentAfter: room.sentAfter() })
   return { room, user, row, batch, given }
 }
 
@@ -196,5 +186,20 @@ describeEachBackend('waiting: two batches answering one waiter', (backend) => {
     assert.deepEqual(given, [], 'nor is it given back again')
     room.apply('default', [row('new', 9)], batch(), new Date())
     assert.equal((await next).lease_id, 9)
+  })
+
+  test('nor does it settle a request that joined the same user\'s wait after the batch was sent', async (t) => {
+    const { room, user, row, batch, given } = await lonelyRoom(t, backend)
+    const first = room.enter('default', user, 30, {})
+    const slow = batch()
+    // The user gives lease 7 back and asks again (another thread of it) while the first still waits.
+    const second = room.enter('default', user, 30, {})
+    room.apply('default', [row('existing', 7)], slow, new Date())
+    assert.equal((await first).lease_id, 7, 'the request the batch was sent for gets its answer')
+    const settled = await Promise.race([second.then(() => 'settled'), sleep(50).then(() => 'still waiting')])
+    assert.equal(settled, 'still waiting')
+    assert.deepEqual(given, [])
+    room.apply('default', [row('new', 9)], batch(), new Date())
+    assert.equal((await second).lease_id, 9)
   })
 })
