@@ -9,28 +9,20 @@ RETURNS TABLE (token_id uuid, user_id uuid, outcome text, pool text, lease_id bi
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-  v_now timestamptz;
+  v_now timestamptz := tp_lock_tokens(p_tokens);
 BEGIN
-  -- In id order, as every batch locks: two batches can't wait for each other.
-  PERFORM 1 FROM tokens t WHERE t.id = ANY (p_tokens) ORDER BY t.id FOR NO KEY UPDATE;
-  v_now := date_trunc('milliseconds', clock_timestamp());
-
   RETURN QUERY
-  WITH asked AS (
-    SELECT DISTINCT x.t, x.u FROM unnest(p_tokens, p_users) x(t, u)
-  ), judged AS (
-    SELECT a.t, a.u, k.pool, u.id AS lease_id, u.started_at, u.expires_at AS ends,
+  WITH judged AS (
+    SELECT a.token_id AS t, a.user_id AS u, a.pool, u.id AS lease_id, u.started_at, u.expires_at AS ends,
            coalesce(u.renewable_until, u.expires_at) AS cap, make_interval(secs => p.lease_ttl_seconds) AS ttl,
-           CASE WHEN k.id IS NULL THEN 'not_found'
+           CASE WHEN NOT a.found THEN 'not_found'
                 -- The sweep may have written its end just before the lock was ours.
                 WHEN u.id IS NULL OR u.released_at IS NOT NULL THEN 'not_holder'
                 WHEN u.expires_at >= coalesce(u.renewable_until, u.expires_at) THEN 'limit'
                 ELSE 'renewed' END AS outcome
-      FROM asked a
-      LEFT JOIN LATERAL (SELECT t.* FROM tokens t JOIN pools q ON q.name = t.pool
-                          WHERE t.id = a.t AND NOT q.deleted AND (NOT t.retired OR t.lease_expires_at > v_now)) k ON true
-      LEFT JOIN pools p ON p.name = k.pool
-      LEFT JOIN usages u ON u.id = k.lease_id AND tp_holds(k, a.u, v_now)
+      FROM tp_asked_tokens(p_tokens, p_users, v_now) a
+      LEFT JOIN pools p ON p.name = a.pool
+      LEFT JOIN usages u ON u.id = a.lease_id AND a.holds
   ), renewed AS (
     UPDATE usages u SET expires_at = greatest(j.ends, least(v_now + j.ttl, j.cap))
       FROM judged j
