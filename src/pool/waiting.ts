@@ -198,19 +198,8 @@ export class WaitingRoom {
       if (!asked.waiters.has(row.user_id) && !['new', 'existing', 'granted', 'no_pool'].includes(row.outcome)) continue
       // A lease the user held when the batch was sent may have been given back since: it
       // says nothing to a request that began waiting after that (its own batch answers it).
-      if (row.outcome === 'existing') {
-        const before = [...w.requests].filter((req) => req.seq <= asked.sentAfter)
-        if (before.length === 0) continue
-        if (before.length < w.requests.size) {
-          if (lease !== undefined) this.remember(lease)
-          for (const req of before) {
-            w.requests.delete(req)
-            this.finish(req)
-            req.resolve(row)
-          }
-          continue
-        }
-      }
+      const answers = row.outcome === 'existing' ? [...w.requests].filter((req) => req.seq <= asked.sentAfter) : [...w.requests]
+      if (answers.length === 0) continue
       w.lastError = undefined
       switch (row.outcome) {
         case 'requeue':
@@ -240,12 +229,17 @@ export class WaitingRoom {
           break
         }
         default:
-          q!.waiters.delete(row.user_id)
-          // Granted in a turn that did not ask for it: its row is marked, not gone.
-          if (row.outcome === 'granted') waiters.handedOver(this.deps.db, pool, row.user_id, this.node).catch(() => {})
+          if (answers.length === w.requests.size) {
+            q!.waiters.delete(row.user_id)
+            // Granted in a turn that did not ask for it: its row is marked, not gone.
+            if (row.outcome === 'granted') waiters.handedOver(this.deps.db, pool, row.user_id, this.node).catch(() => {})
+          }
           if (lease !== undefined) this.remember(lease)
-          for (const req of w.requests) this.finish(req)
-          for (const req of w.requests) req.resolve(row)
+          for (const req of answers) {
+            w.requests.delete(req)
+            this.finish(req)
+          }
+          for (const req of answers) req.resolve(row)
       }
     }
     if (requeue.length > 0) this.deps.retry(pool, requeue, true).catch(() => {})
