@@ -1,6 +1,5 @@
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { parseArgs, promisify } from 'node:util'
+import { parseArgs } from 'node:util'
+import { pgbench } from './database.js'
 import { freshPostgres, provisionPostgres, withClient } from './db.js'
 
 /**
@@ -15,8 +14,6 @@ import { freshPostgres, provisionPostgres, withClient } from './db.js'
 const { values: flags } = parseArgs({ options: { batches: { type: 'string', default: '150' }, rounds: { type: 'string', default: '2' } } })
 const batches = Number(flags.batches)
 const rounds = Number(flags.rounds)
-const run = promisify(execFile)
-const SCRIPT = fileURLToPath(new URL('./pgbench/allocate.sql', import.meta.url))
 
 const WITHOUT: Array<[string, string]> = [
   ['usages: the event triggers (no pool_events row)', 'ALTER TABLE usages DISABLE TRIGGER usages_events_inserted; ALTER TABLE usages DISABLE TRIGGER usages_events_updated'],
@@ -41,11 +38,11 @@ async function measure (sql: string): Promise<Measured> {
   const lsn = async () => await withClient(url, async (c) => (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l)
   await withClient(url, async (c) => { if (sql !== '') await c.query(sql); await c.query('CHECKPOINT') })
   const before = await lsn()
-  const { stdout } = await run('pgbench', ['-n', '-c', '4', '-j', '2', '-t', String(batches), '-D', 'batch=16', '-f', SCRIPT, url])
+  const { tps } = await pgbench(url, { script: 'allocate', batch: 16, clients: 4, length: { transactions: batches } })
   const after = await lsn()
   const walBytes = await withClient(url, async (c) => Number((await c.query<{ d: string }>('SELECT pg_wal_lsn_diff($1, $2) AS d', [after, before])).rows[0]!.d))
   const leases = 4 * batches * 16
-  return { rate: Number(/^tps = ([\d.]+)/m.exec(stdout)![1]) * 16, walBytes: walBytes / leases }
+  return { rate: tps * 16, walBytes: walBytes / leases }
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
