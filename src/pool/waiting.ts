@@ -115,6 +115,8 @@ export class WaitingRoom {
   private poll: NodeJS.Timeout | undefined
   private unlisten: Promise<(() => Promise<void>) | undefined> | undefined
   private closed = false
+  /** leases being given back and rows being taken out, for close() */
+  private readonly unsettled = new Set<Promise<void>>()
   /** requests that began waiting on this node so far (each request's seq) */
   private entered = 0
 
@@ -327,8 +329,10 @@ export class WaitingRoom {
       this.pools.delete(pool)
     }
     this.stop()
-    // Batches still in the database answer first (a grant goes back through apply()).
+    // Batches still in the database answer first (a grant goes back through apply()), and
+    // what their answers set going (giving a lease back) ends before the node does.
     for (let i = 0; i < 500 && this.sending.size > 0; i++) await sleep(10)
+    await Promise.all(this.unsettled)
     await waiters.leaveAll(this.deps.db, this.node).catch(() => {})
     const unlisten = await this.unlisten?.catch(() => undefined)
     await unlisten?.().catch(() => {})
@@ -386,12 +390,18 @@ export class WaitingRoom {
    */
   private orphan (pool: string, row: DbGrant, retried: boolean): void {
     if (row.outcome === 'new' || (row.outcome === 'existing' && retried)) {
-      this.deps.giveBack(pool, { tokenId: row.token_id!, userId: row.user_id }).catch(() => {})
+      this.track(this.deps.giveBack(pool, { tokenId: row.token_id!, userId: row.user_id }))
     } else if (row.outcome === 'queued') this.leave(pool, row.user_id)
   }
 
   private leave (pool: string, userId: Id): void {
-    this.leaveNow(pool, userId).catch(() => {})
+    this.track(this.leaveNow(pool, userId))
+  }
+
+  /** Work that no caller awaits (a lease given back, a row taken out); close() waits for it. */
+  private track (work: Promise<void>): void {
+    const p: Promise<void> = work.catch(() => {}).finally(() => { this.unsettled.delete(p) })
+    this.unsettled.add(p)
   }
 
   /** Out of the queue, in turn; a lease a turn granted it meanwhile goes back (in the database). */
