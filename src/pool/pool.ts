@@ -73,6 +73,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   private sweepTimer: NodeJS.Timeout | undefined
   /** this node's copy of the pools, which every read is served from */
   private readonly model: ReadModel
+  private statsMemo = { generation: -1, answers: new Map<string, PoolStats>() }
   readonly defaultSettings: PoolSettings
 
   constructor (readonly db: Db, readonly options: PoolOptions) {
@@ -512,9 +513,25 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     }
   }
 
-  /** The current window's statistics of a pool, from the read model's counters: no scan at any size. */
+  /**
+   * The current window's statistics of a pool, from the read model's counters: no scan at
+   * any size. Reads answered after the same catch-up share one answer object, so that the
+   * HTTP layer can serialize it once.
+   */
   async stats (pool: string = DEFAULT_POOL, leastUsedLimit = 100): Promise<PoolStats> {
     const state = await this.poolState(pool)
+    const key = `${pool}\0${leastUsedLimit}`
+    if (this.statsMemo.generation !== this.model.generation) this.statsMemo = { generation: this.model.generation, answers: new Map() }
+    let answer = this.statsMemo.answers.get(key)
+    if (answer === undefined) {
+      answer = Object.freeze(this.computeStats(state, leastUsedLimit))
+      this.statsMemo.answers.set(key, answer)
+    }
+    return answer
+  }
+
+  private computeStats (state: PoolState, leastUsedLimit: number): PoolStats {
+    const pool = state.name
     const u = state.usage(leastUsedLimit)
     return {
       pool,

@@ -53,6 +53,19 @@ describeEachBackend('reads from the read model', (backend) => {
     assert.equal((await b.stats()).allocationsInWindow, 3)
   })
 
+  test('reads answered after one catch-up share one stats answer; the next write makes a new one', async (t) => {
+    const { a, b } = await twoNodes(t)
+    // The first read starts a catch-up; the next three come while it runs and share the next one.
+    const [, s1, s2, s3] = await Promise.all([b.stats(), b.stats(), b.stats(), b.stats('default', 1)])
+    assert.equal(s1, s2, 'one object for one catch-up and one query')
+    assert.notEqual(s1, s3, 'another least_used_limit is another answer')
+    assert.ok(Object.isFrozen(s1))
+    await a.allocate(newId())
+    const after = await b.stats()
+    assert.notEqual(after, s1)
+    assert.deepEqual([s1.active, after.active], [0, 1])
+  })
+
   test('pools made, resized and deleted on one node are so on the other at its next read', async (t) => {
     const { a, b } = await twoNodes(t)
     await a.createPool('gpus', { size: 2 })

@@ -20,6 +20,8 @@ const ExportQuery = Type.Object({
 
 const CSV_COLUMNS = ['pool', 'token_id', 'lease_id', 'user_id', 'started_at', 'expires_at', 'released_at', 'release_reason'] as const
 
+const serializedStats = new WeakMap<object, string>()
+
 /** Reads: a pool's tokens, one token, its history, a pool's statistics and its export. */
 const tokenRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }> = async (app, { pool, access }) => {
   for (const [prefix, params] of [[POOL_PREFIX, PoolNameParams], ['/api', undefined]] as const) {
@@ -53,7 +55,16 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }
         querystring: StatsQuery,
         response: { 200: Type.Object({ data: Stats }), ...errors(404, 422, 429, 503) },
       },
-    }, async (request) => ({ data: present.stats(await pool.stats(poolOf(request.params), request.query.least_used_limit ?? 100)) }))
+    }, async (request, reply) => {
+      // Many reads in flight share one answer (see TokenPool.stats): serialize it once.
+      const stats = await pool.stats(poolOf(request.params), request.query.least_used_limit ?? 100)
+      let body = serializedStats.get(stats)
+      if (body === undefined) {
+        body = reply.serialize({ data: present.stats(stats) }) as string
+        serializedStats.set(stats, body)
+      }
+      return await reply.type('application/json; charset=utf-8').send(body as never)
+    })
 
     app.get(`${prefix}/export`, {
       schema: {

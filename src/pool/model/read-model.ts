@@ -32,6 +32,8 @@ export class ReadModel {
   private now = 0
   private builtAt: number | undefined
   private lastCaughtUp = 0
+  /** counts catch-ups: reads answered at one generation see the same copy at the same now */
+  generation = 0
   private running: Promise<void> | undefined
   private queued: Promise<void> | undefined
   private timer: NodeJS.Timeout | undefined
@@ -91,6 +93,7 @@ export class ReadModel {
       if (changes.events.length < EVENTS_PER_READ) break
     }
     this.lastCaughtUp = performance.now()
+    this.generation++
   }
 
   /** Everything read again; the log is followed from before the first read. */
