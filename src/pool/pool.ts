@@ -158,7 +158,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     const s = withDefaults(given)
     checkSettings(s)
     const outcome = await withRetry(async () => await pools.create(this.db, name, s))
-    if (outcome === 'exists') throw new PoolError('pool_exists', `A pool named ${name} exists already.`, { details: { pool: name } })
+    if (outcome === 'exists') throw new PoolError('pool_exists', `A pool named ${name} exists already.`)
     await withRetry(async () => { await pools.provision(this.db, name, s.size) })
     return await this.poolChanged(name)
   }
@@ -180,7 +180,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     const outcome = await withRetry(async () => await pools.remove(this.db, name, force))
     if (outcome === 'not_found') throw poolNotFound(name)
     if (outcome === 'busy') {
-      throw new PoolError('pool_busy', `Pool ${name} has active leases; delete with ?force=true to end them.`, { details: { pool: name } })
+      throw new PoolError('pool_busy', `Pool ${name} has active leases; delete with ?force=true to end them.`)
     }
     this.batchers.delete(name)
     this.hint.poke()
@@ -343,7 +343,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     await this.checkPoolOf(tokenId, pool)
     const row = await this.releases.submit(`${tokenId} ${userId}`, { tokenId, userId })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
-    if (row.outcome === 'not_holder') throw notHolder(tokenId, userId)
+    if (row.outcome === 'not_holder') throw notHolder()
     return releasedLease(row)
   }
 
@@ -351,7 +351,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     await this.checkPoolOf(tokenId, pool)
     const row = await this.renewals.submit(`${tokenId} ${userId}`, { tokenId, userId })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
-    if (row.outcome === 'not_holder') throw notHolder(tokenId, userId)
+    if (row.outcome === 'not_holder') throw notHolder()
     if (row.outcome === 'limit') {
       // tp_renew read the cap from the lease it refused to extend.
       throw new PoolError('renewal_limit', 'The lease already ends at its renewal cap (renewable_until).', {
@@ -376,8 +376,8 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     await this.checkPoolOf(tokenId, pool)
     const row = await this.healthChange({ kind: 'cooldown', tokenId, userId, seconds })
     if (row.outcome === 'not_found') throw tokenNotFound(tokenId)
-    if (row.outcome === 'not_holder') throw notHolder(tokenId, userId ?? '')
-    if (row.outcome === 'token_disabled') throw new PoolError('token_disabled', 'The token is disabled; enable it first.', { details: { token_id: tokenId } })
+    if (row.outcome === 'not_holder') throw notHolder()
+    if (row.outcome === 'token_disabled') throw new PoolError('token_disabled', 'The token is disabled; enable it first.')
     if (row.outcome === 'too_long') {
       throw new PoolError('validation_failed', `seconds must be more than 0 and at most the pool's cooldown_max_seconds (${row.max_seconds ?? 0})`, {
         details: { field: 'seconds', location: 'body', issues: [{ field: 'seconds', message: `must be at most ${row.max_seconds ?? 0}` }] },
@@ -679,7 +679,7 @@ function poolOfEvent (e: PoolEvent): string {
 
 function exhausted (pool: string, retryAfterMs: number | null): PoolError {
   if (retryAfterMs === null) {
-    return new PoolError('pool_exhausted', 'No token is available and none will free up: every token is disabled.', { details: { pool } })
+    return new PoolError('pool_exhausted', 'No token is available and none will free up: every token is disabled.')
   }
   const retryAfterSeconds = Math.max(1, Math.ceil(retryAfterMs / 1000))
   return new PoolError('pool_exhausted', 'No token is available; try again when the earliest lease or cooldown ends.', {
@@ -688,21 +688,19 @@ function exhausted (pool: string, retryAfterMs: number | null): PoolError {
 }
 
 function poolNotFound (name: string): PoolError {
-  return new PoolError('not_found', `There is no pool named ${name}.`, { details: { pool: name } })
+  return new PoolError('not_found', `There is no pool named ${name}.`)
 }
 
 function tokenNotFound (tokenId: string): PoolError {
-  return new PoolError('not_found', 'The pool has no token with that id.', { details: { token_id: tokenId } })
+  return new PoolError('not_found', 'The pool has no token with that id.')
 }
 
-function notHolder (tokenId: string, userId: string): PoolError {
-  return new PoolError('not_holder', 'That user does not hold that token now.', { details: { token_id: tokenId, user_id: userId } })
+function notHolder (): PoolError {
+  return new PoolError('not_holder', 'That user does not hold that token now.')
 }
 
 function managedByConfig (): PoolError {
-  return new PoolError('managed_by_config', 'The default pool is set by the environment (POOL_SIZE, LEASE_TTL_SECONDS, …) at every start; change it there.', {
-    details: { pool: DEFAULT_POOL },
-  })
+  return new PoolError('managed_by_config', 'The default pool is set by the environment (POOL_SIZE, LEASE_TTL_SECONDS, …) at every start; change it there.')
 }
 
 function ended (r: leases.DbEndedLease, reason: ReleaseReason): EndedLease {

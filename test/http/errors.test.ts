@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import type { Harness } from '../helpers/app.js'
 import { build, json } from '../helpers/app.js'
 import { describeEachBackend } from '../helpers/db.js'
+import { assertError } from '../helpers/errors.js'
 
 /** Every rejected request must leave the pool exactly as it was. */
 async function snapshot ({ db }: Harness) {
@@ -11,15 +12,6 @@ async function snapshot ({ db }: Harness) {
     usages: await db.query('SELECT * FROM usages ORDER BY id'),
     tokens: await db.query('SELECT id, usage_count, lease_id, retired FROM tokens ORDER BY position'),
   }
-}
-
-function assertError (res: { statusCode: number, json: () => any }, status: number, code: string, field?: string) {
-  assert.equal(res.statusCode, status, JSON.stringify(res.json()))
-  const body = res.json()
-  assert.equal(body.error.code, code)
-  assert.equal(typeof body.error.message, 'string')
-  assert.ok('details' in body.error)
-  if (field !== undefined) assert.equal(body.error.details.field, field)
 }
 
 describeEachBackend('bad input gets a clear error and changes nothing', (backend) => {

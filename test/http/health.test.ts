@@ -5,6 +5,7 @@ import type { App } from '../../src/http/app.js'
 import type { Db } from '../../src/store/db.js'
 import { build, overlaps, travel } from '../helpers/app.js'
 import { describeEachBackend } from '../helpers/db.js'
+import { assertError } from '../helpers/errors.js'
 
 type Res = Awaited<ReturnType<App['inject']>>
 
@@ -31,13 +32,6 @@ function client (app: App) {
     history: async (token: string) => (await send('GET', `/api/tokens/${token}/history?limit=500`)).json().data.usages,
     ids: async (): Promise<string[]> => (await send('GET', '/api/tokens')).json().data.map((t: { id: string }) => t.id),
   }
-}
-
-function assertError (res: Res, status: number, code: string, field?: string) {
-  assert.equal(res.statusCode, status, `${res.statusCode} ${res.body}`)
-  const body = res.json()
-  assert.equal(body.error.code, code, res.body)
-  if (field !== undefined) assert.equal(body.error.details.field, field, res.body)
 }
 
 /** Everything a refused request could have changed. */

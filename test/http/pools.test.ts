@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import type { App } from '../../src/http/app.js'
 import { build, overlaps, travel } from '../helpers/app.js'
 import { describeEachBackend } from '../helpers/db.js'
+import { assertError } from '../helpers/errors.js'
 
 type Res = Awaited<ReturnType<App['inject']>>
 
@@ -25,14 +26,6 @@ function client (app: App, adminToken?: string) {
     allocate: async (pool: string, user = randomUUID()) => await send('POST', `/api/pools/${pool}/tokens/allocate`, { user_id: user }),
     ids: async (pool: string): Promise<string[]> => (await send('GET', `/api/pools/${pool}/tokens`)).json().data.map((t: { id: string }) => t.id),
   }
-}
-
-function assertError (res: Res, status: number, code: string, field?: string) {
-  assert.equal(res.statusCode, status, `${res.statusCode} ${res.body}`)
-  const body = res.json()
-  assert.equal(body.error.code, code, res.body)
-  assert.equal(typeof body.error.message, 'string')
-  if (field !== undefined) assert.equal(body.error.details.field, field, res.body)
 }
 
 const DEFAULTS = {

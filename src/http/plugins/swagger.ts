@@ -163,11 +163,11 @@ export const EXAMPLES: Record<string, Record<string, Record<string, { summary?: 
   'GET /api/pools': { 200: { pools: { value: { data: [{ ...pool, name: 'default', size: 100, total: 100, available: 99 }, pool] } } } },
   'POST /api/pools': {
     201: { created: { value: { data: { ...pool, active: 0, available: 3 } } } },
-    409: { pool_exists: err('pool_exists', 'A pool named openai-keys exists already.', { pool: 'openai-keys' }) },
+    409: { pool_exists: err('pool_exists', 'A pool named openai-keys exists already.') },
   },
   'POST /api/tokens/{token_id}/release': {
     200: { released: { value: { data: ended } } },
-    409: { not_holder: err('not_holder', 'That user does not hold that token now.', { token_id: TOKEN, user_id: USER }) },
+    409: { not_holder: err('not_holder', 'That user does not hold that token now.') },
   },
   'GET /api/tokens': {
     200: {
@@ -227,7 +227,7 @@ export const EXAMPLES: Record<string, Record<string, Record<string, { summary?: 
 const ERROR_EXAMPLES: Record<string, Record<string, { value: unknown }>> = {
   400: { invalid_json: err('invalid_json', "Body is not valid JSON but content-type is set to 'application/json'") },
   401: { unauthorized: err('unauthorized', 'This needs Authorization: Bearer <ADMIN_TOKEN>.') },
-  404: { not_found: err('not_found', 'The pool has no token with that id.', { token_id: TOKEN }) },
+  404: { not_found: err('not_found', 'The pool has no token with that id.') },
   413: { payload_too_large: err('payload_too_large', 'Request body is too large') },
   415: { unsupported_media_type: err('unsupported_media_type', 'Unsupported Media Type: text/plain') },
   422: {
