@@ -40,8 +40,8 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
       }
       const viewer = access.viewer(request, userId)
       const waitSeconds = request.body.wait_seconds ?? 0
-      // A wait the pool refuses is a 422 for the whole call: checked before anything changes.
-      if (waitSeconds > 0 && request.body.reallocate === true) {
+      // A wait the pool refuses is a 422 for the whole call, reallocate or not: checked before anything changes.
+      if (waitSeconds > 0) {
         await pool.checkWait(scopeOf(request.params) ?? (await pool.get(tokenId)).pool, waitSeconds)
       }
       const { token, endedLease } = await pool.cooldown(tokenId, userId ?? null, request.body.seconds, scopeOf(request.params))
