@@ -135,6 +135,13 @@ describeEachBackend('security', (backend) => {
     // A wrong admin token is a caller like any other.
     assert.equal((await app.inject({ url: '/api/tokens', headers: { authorization: 'Bearer wrong' } })).json().data
       .find((x: { id: string }) => x.id === third.token_id).current_user_id, null)
+
+    // The export carries the fingerprint in both formats: the CSV has a holder column.
+    const ndjson = (await app.inject({ url: '/api/export', headers: admin })).body.trimEnd().split('\n').map((l) => JSON.parse(l))
+    assert.ok(ndjson.every((u: { user_id: string, holder: string }) => u.holder === fingerprint(u.user_id)))
+    const [header, ...rows] = (await app.inject({ url: '/api/export?format=csv', headers: admin })).body.trimEnd().split('\n')
+    assert.equal(header, 'pool,token_id,lease_id,user_id,started_at,expires_at,released_at,release_reason,holder')
+    assert.deepEqual(rows.map((r) => r.split(',').at(-1)), ndjson.map((u: { holder: string }) => u.holder))
   })
 
   test('without ADMIN_TOKEN every id is shown (no fingerprints), and admin routes answer loopback clients only', async (t) => {

@@ -86,11 +86,13 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }
       // Read the first row before answering, so that an unknown pool is a 404, not a cut stream.
       const first = await rows.next()
       const viewer = access.viewer(request)
+      // With ADMIN_TOKEN set every view carries the holder's fingerprint, the CSV's included.
+      const columns: ReadonlyArray<typeof CSV_COLUMNS[number] | 'holder'> = viewer.fingerprints ? [...CSV_COLUMNS, 'holder'] : CSV_COLUMNS
       async function * lines () {
-        if (format === 'csv') yield CSV_COLUMNS.join(',') + '\n'
+        if (format === 'csv') yield columns.join(',') + '\n'
         for (let r = first; r.done !== true; r = await rows.next()) {
           const u = { pool: r.value.pool, token_id: r.value.tokenId, ...present.usage(r.value, viewer) }
-          yield format === 'csv' ? CSV_COLUMNS.map((c) => u[c] ?? '').join(',') + '\n' : JSON.stringify(u) + '\n'
+          yield format === 'csv' ? columns.map((c) => u[c] ?? '').join(',') + '\n' : JSON.stringify(u) + '\n'
         }
       }
       return await reply.type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8').send(Readable.from(lines()) as never)
