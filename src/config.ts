@@ -46,9 +46,9 @@ const positive = (max: number) => (raw: string) => {
   return n
 }
 
-const upTo = (max: number) => (raw: string) => {
+const between = (min: number, max: number) => (raw: string) => {
   const n = Number(raw)
-  if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new Error(`must be a number from 0 to ${max}`)
+  if (raw.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new Error(`must be a number from ${min} to ${max}`)
   return n
 }
 
@@ -79,8 +79,8 @@ const SETTINGS: Record<keyof Config, Setting> = {
   leaseMaxSeconds: { env: 'LEASE_MAX_SECONDS', parse: positive(86_400) },
   usageWindowHours: { env: 'USAGE_WINDOW_HOURS', parse: positive(24 * 366), fallback: 24 },
   onExhausted: { env: 'ON_EXHAUSTED', parse: oneOf(EXHAUSTION_POLICIES), fallback: 'evict_oldest' },
-  maxWaitSeconds: { env: 'MAX_WAIT_SECONDS', parse: upTo(300), fallback: 60 },
-  cooldownMaxSeconds: { env: 'COOLDOWN_MAX_SECONDS', parse: positive(604_800), fallback: 3600 },
+  maxWaitSeconds: { env: 'MAX_WAIT_SECONDS', parse: between(0, 300), fallback: 60 },
+  cooldownMaxSeconds: { env: 'COOLDOWN_MAX_SECONDS', parse: between(1, 604_800), fallback: 3600 },
   userQuota: { env: 'USER_QUOTA', parse: quota, fallback: null },
   adminToken: { env: 'ADMIN_TOKEN', parse: text },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf(LOG_LEVELS), fallback: 'info' },

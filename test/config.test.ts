@@ -40,10 +40,14 @@ describe('configuration', () => {
   }
 
   test('v0.2 settings: LEASE_MAX_SECONDS, MAX_WAIT_SECONDS, COOLDOWN_MAX_SECONDS, USER_QUOTA', () => {
-    const c = loadConfig({ LEASE_TTL_SECONDS: '30', LEASE_MAX_SECONDS: '3600', MAX_WAIT_SECONDS: '0', COOLDOWN_MAX_SECONDS: '0.5', USER_QUOTA: '0' })
+    const c = loadConfig({ LEASE_TTL_SECONDS: '30', LEASE_MAX_SECONDS: '3600', MAX_WAIT_SECONDS: '0', COOLDOWN_MAX_SECONDS: '1.5', USER_QUOTA: '0' })
     assert.equal(c.leaseMaxSeconds, 3600)
     assert.equal(c.maxWaitSeconds, 0)
-    assert.equal(c.cooldownMaxSeconds, 0.5)
+    assert.equal(c.cooldownMaxSeconds, 1.5)
+    // The longest cooldown is 1 s to 7 days.
+    for (const bad of ['0.5', '0', '604801']) {
+      assert.throws(() => loadConfig({ COOLDOWN_MAX_SECONDS: bad }), (err: unknown) => err instanceof ConfigError && err.message.startsWith('COOLDOWN_MAX_SECONDS'))
+    }
     assert.equal(c.userQuota, 0)
     assert.equal(loadConfig({ LEASE_TTL_SECONDS: '86400' }).leaseTtlSeconds, 86400)
   })

@@ -83,6 +83,7 @@ describeEachBackend('pools over HTTP', (backend) => {
     assertError(await c.create('fine', { lease_ttl_seconds: 0 }), 422, 'validation_failed', 'lease_ttl_seconds')
     assertError(await c.create('fine', { on_exhausted: 'panic' }), 422, 'validation_failed', 'on_exhausted')
     assertError(await c.create('fine', { cooldown_max_seconds: 604_801 }), 422, 'validation_failed', 'cooldown_max_seconds')
+    assertError(await c.create('fine', { cooldown_max_seconds: 0.5 }), 422, 'validation_failed', 'cooldown_max_seconds')
     assertError(await c.create('fine', { max_wait_seconds: 301 }), 422, 'validation_failed', 'max_wait_seconds')
     assertError(await c.create('fine', { user_quota: -1 }), 422, 'validation_failed', 'user_quota')
     // lease_max_seconds below lease_ttl_seconds, given or by default.

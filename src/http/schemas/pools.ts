@@ -10,7 +10,7 @@ const settings = {
   usage_window_hours: Type.Number({ exclusiveMinimum: 0, maximum: 8784, description: 'the usage window (fractions allowed)' }),
   on_exhausted: StringEnum(EXHAUSTION_POLICIES, 'when no token is free: evict the oldest lease, or refuse'),
   max_wait_seconds: Type.Number({ minimum: 0, maximum: 300, description: 'the longest wait_seconds an allocation (or a cooldown with reallocate) may ask for; more is a 422, never capped. 0: no waiting' }),
-  cooldown_max_seconds: Type.Number({ exclusiveMinimum: 0, maximum: 604_800, description: 'the longest cooldown' }),
+  cooldown_max_seconds: Type.Number({ minimum: 1, maximum: 604_800, description: 'the longest cooldown, 1 s to 7 days' }),
   user_quota: NullableInput(Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'new leases one user may take per window; null: no limit' })),
 }
 
