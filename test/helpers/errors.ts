@@ -12,4 +12,9 @@ export function assertError (res: { statusCode: number, body: string }, status: 
   assert.equal(typeof body.error.message, 'string')
   if (field !== undefined) assert.equal(body.error.details?.field, field, res.body)
   if (!WITH_DETAILS.has(code)) assert.equal(body.error.details, null, res.body)
+  if (status === 422) {
+    const d = body.error.details as { field: unknown, location: unknown, issues: unknown }
+    assert.deepEqual(Object.keys(d).sort(), ['field', 'issues', 'location'], res.body)
+    assert.ok(typeof d.field === 'string' && typeof d.location === 'string' && Array.isArray(d.issues) && d.issues.length > 0, res.body)
+  }
 }

@@ -58,6 +58,8 @@ describeEachBackend('bad input gets a clear error and changes nothing', (backend
       assertError(await app.inject(`/api/tokens/${lease.token_id}/history?${q}`), 422, 'validation_failed', q.split('=')[0])
     }
     assertError(await app.inject('/api/tokens?status=leased'), 422, 'validation_failed', 'status')
+    assertError(await app.inject('/api/tokens/%E0%A4%A'), 422, 'validation_failed', 'url')
+    assertError(await app.inject(`/api/pools/${'a'.repeat(600)}`), 422, 'validation_failed')
     assertError(await app.inject('/api/nothing-here'), 404, 'not_found')
     assertError(await app.inject({ method: 'DELETE', url: '/api/nothing-here' }), 404, 'not_found')
     const wrongMethod = await app.inject({ method: 'DELETE', url: '/api/tokens' })

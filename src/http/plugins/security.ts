@@ -99,7 +99,8 @@ function drainOnClose (app: FastifyInstance): void {
  * Passed to Fastify as its `frameworkErrors` option.
  */
 export function frameworkErrors (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
-  sendError(reply, new PoolError('validation_failed', 'The URL is malformed or one of its parameters is too long.', {
-    details: { field: 'url', reason: error.code },
+  const message = error.code === 'FST_ERR_BAD_URL' ? 'is malformed (a bad %-escape)' : 'has a parameter that is too long'
+  sendError(reply, new PoolError('validation_failed', `The URL ${message}.`, {
+    details: { field: 'url', location: 'params', issues: [{ field: 'url', message }] },
   }))
 }
