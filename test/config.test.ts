@@ -59,6 +59,18 @@ describe('configuration', () => {
       (err: unknown) => err instanceof ConfigError && err.message.startsWith('LEASE_MAX_SECONDS'))
   })
 
+  test('a database that cannot be used stops `serve` and `migrate` with one line naming DATABASE_URL, never its password', () => {
+    const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
+    for (const command of ['serve', 'migrate']) {
+      const env = { ...process.env, DATABASE_URL: 'postgres://postgres:hunter2@127.0.0.1:1/nowhere', PORT: '0', LOG_LEVEL: 'silent' }
+      const run = spawnSync(process.execPath, ['--import', 'tsx', main, command], { env, encoding: 'utf8' })
+      assert.equal(run.status, 1, run.stderr)
+      assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr)
+      assert.match(run.stderr, /^token-pool: cannot use the database at 127\.0\.0\.1:1\/nowhere \(DATABASE_URL\): .*ECONNREFUSED/)
+      assert.doesNotMatch(run.stderr, /hunter2/)
+    }
+  })
+
   test('a bad value stops `token-pool serve` with one line and a non-zero exit', () => {
     const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
     const run = spawnSync(process.execPath, ['--import', 'tsx', main, 'serve'], { env: { ...process.env, POOL_SIZE: 'many' }, encoding: 'utf8' })

@@ -11,6 +11,7 @@ import { history } from './history.js'
 import { label } from './label.js'
 import { pool } from './pool.js'
 import { pools } from './pools.js'
+import { StartupError } from './startup.js'
 import { release } from './release.js'
 import { renew } from './renew.js'
 import { stats } from './stats.js'
@@ -93,6 +94,9 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof ConfigError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
     process.stderr.write(`token-pool: ${(err as Error).message}\n`)
     process.exitCode = 2
+  } else if (err instanceof StartupError) {
+    process.stderr.write(`token-pool: ${err.message}\n`)
+    process.exitCode = 1
   } else {
     process.stderr.write(`token-pool: ${(err as Error).stack ?? String(err)}\n`)
     process.exitCode = 1

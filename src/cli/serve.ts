@@ -5,7 +5,7 @@ import { buildApp } from '../http/app.js'
 import { TokenPool } from '../pool/pool.js'
 import { openDb } from '../store/open.js'
 import { logLeaseEvents } from './lease-log.js'
-import { describeDatabase, listenProblem } from './startup.js'
+import { databaseProblem, describeDatabase, listenProblem } from './startup.js'
 
 /** Runs the service until SIGTERM/SIGINT, then drains in-flight requests and closes the database. */
 export async function serve (config: Config): Promise<void> {
@@ -23,13 +23,18 @@ export async function serve (config: Config): Promise<void> {
   })
   // Said before the wait, so a first start on PGlite doesn't look like a hang.
   logger.info(describeDatabase(config.databaseUrl))
-  const db = await openDb(config.databaseUrl)
+  const db = await openDb(config.databaseUrl).catch((err: unknown) => { throw databaseProblem(config.databaseUrl, err) })
   const pool = new TokenPool(db, { defaultPool: defaultPoolSettings(config) })
   if (config.adminToken === undefined) {
     logger.warn('ADMIN_TOKEN is not set: admin routes (pools, clear, disable, export, …) answer only clients on this machine (loopback); set ADMIN_TOKEN to use them over the network')
   }
   logLeaseEvents(pool, logger)
-  await pool.start()
+  try {
+    await pool.start()
+  } catch (err) {
+    await db.close().catch(() => {})
+    throw databaseProblem(config.databaseUrl, err)
+  }
   const app = await buildApp({ pool, adminToken: config.adminToken, logger, rateLimitPerMinute: config.rateLimitPerMinute })
 
   closeWithGrace({ delay: 10_000, logger }, async ({ err, signal }) => {

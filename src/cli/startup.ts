@@ -26,3 +26,19 @@ export function describeDatabase (url: string | undefined): string {
   const { hostname, port, pathname } = new URL(url)
   return `connecting to PostgreSQL at ${hostname}:${port || 5432}${pathname}`
 }
+
+/** A failure to start that is the setting's or the environment's, not a bug: one line, no stack. */
+export class StartupError extends Error {}
+
+/** Opening or migrating the database failed: say which one (never the password) and why. */
+export function databaseProblem (url: string | undefined, err: unknown): StartupError {
+  return new StartupError(`cannot use the database ${whereIs(url)} (DATABASE_URL): ${err instanceof Error ? err.message : String(err)}`)
+}
+
+function whereIs (url: string | undefined): string {
+  if (url === undefined) return 'in ./data'
+  if (url === 'memory://') return 'in memory'
+  if (url.startsWith('file://')) return `in ${new URL(url).pathname}`
+  const { hostname, port, pathname } = new URL(url)
+  return `at ${hostname}:${port || 5432}${pathname}`
+}
