@@ -12,6 +12,7 @@ import { label } from './label.js'
 import { pool } from './pool.js'
 import { pools } from './pools.js'
 import { StartupError } from './startup.js'
+import { VERSION } from '../version.js'
 import { release } from './release.js'
 import { renew } from './renew.js'
 import { stats } from './stats.js'
@@ -66,7 +67,7 @@ ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)}  ${c.summary
 Options of serve and migrate (each also an environment variable: --pool-size is POOL_SIZE):
   ${CONFIG_FLAGS.map((f) => '--' + f).join('\n  ')}
 
-Run token-pool <command> --help for a command's own options.
+Run token-pool <command> --help for a command's own options, token-pool --version for the version.
 `
 
 async function main (argv: string[]): Promise<void> {
@@ -74,6 +75,10 @@ async function main (argv: string[]): Promise<void> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(HELP)
     if (name === undefined) process.exitCode = 2
+    return
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${VERSION}\n`)
     return
   }
   const command = COMMANDS[name]

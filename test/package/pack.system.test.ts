@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -44,6 +44,8 @@ test('npm pack gives a package whose bin and typed client work from a clean dire
   const help = run(bin, ['--help'], { cwd: project })
   assert.equal(help.code, 0, help.stderr)
   for (const name of ['serve', 'status', 'allocate', 'release', 'history', 'clear', 'stats']) assert.match(help.stdout, new RegExp(`^ {2}${name} `, 'm'))
+  const version = run(bin, ['--version'], { cwd: project })
+  assert.equal(version.stdout.trim(), (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version)
 
   // The installed service, started by its bin (migrations come from the package).
   const server = spawn(bin, ['serve'], {

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { VERSION } from '../../version.js'
 
 /**
  * OpenAPI 3.1 generated from the route schemas the server validates with. Must be registered
@@ -20,7 +21,7 @@ export default fp(async function openapi (app: FastifyInstance) {
       openapi: '3.1.0',
       info: {
         title: 'Token Pool',
-        version: '0.1.0',
+        version: VERSION,
         description: 'Hands out a fixed pool of tokens as short, fair, fenced leases, coordinated by PostgreSQL. ' +
           'Every failure answers `{"error": {"code", "message", "details"}}`; every answer carries `x-request-id`.',
         license: { name: 'MIT', identifier: 'MIT' },
