@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { startServer } from '../helpers/server.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc')
@@ -26,7 +27,7 @@ test('npm pack gives a package whose bin and typed client work from a clean dire
   assert.equal(packed.code, 0, packed.stderr)
   const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{ filename: string, files: Array<{ path: string }> }>
   const files = info!.files.map((f) => f.path)
-  for (const f of ['LICENSE', 'CHANGELOG.md', 'README.md', 'package.json', 'dist/cli/main.js', 'dist/client/index.js', 'dist/client/index.d.ts',
+  for (const f of ['LICENSE', 'CHANGELOG.md', 'README.md', 'docs/api.md', 'package.json', 'dist/cli/main.js', 'dist/client/index.js', 'dist/client/index.d.ts',
     'dist/http/schemas/tokens.d.ts', 'migrations/0001.do.init.sql']) {
     assert.ok(files.includes(f), `the package has ${f}`)
   }
@@ -36,8 +37,9 @@ test('npm pack gives a package whose bin and typed client work from a clean dire
   run('mkdir', [project])
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
   // --prefer-offline: the dependencies usually come from npm's cache.
-  const installed = npm(['install', '--prefer-offline', join(work, info!.filename)], project)
+  const installed = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, info!.filename)], { cwd: project })
   assert.equal(installed.code, 0, installed.stderr)
+  assert.doesNotMatch(installed.stderr, /EBADENGINE/, 'every dependency supports Node 20')
   assert.ok(readdirSync(join(project, 'node_modules/.bin')).includes('token-pool'))
   const bin = join(project, 'node_modules/.bin/token-pool')
 
@@ -105,6 +107,59 @@ test('npm pack gives a package whose bin and typed client work from a clean dire
       // @ts-expect-error there is no such status
       await client.list({ status: 'busy' })
       void wrong
+    }
+  `)
+  writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', lib: ['ES2023', 'DOM'], noEmit: true, types: [] },
+    files: ['typed.ts'],
+  }))
+  const typed = run(process.execPath, [TSC, '-p', 'tsconfig.json'], { cwd: project })
+  assert.equal(typed.code, 0, typed.stdout + typed.stderr)
+})
+
+// The client alone, as a user who only calls a running service installs it: no server dependencies.
+test('the client-only package installs without the service and works against one', { timeout: 600_000 }, async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'token-pool-client-'))
+  t.after(() => { rmSync(work, { recursive: true, force: true }) })
+
+  const packed = npm(['pack', '--json', '--pack-destination', work], join(ROOT, 'client'))
+  assert.equal(packed.code, 0, packed.stderr)
+  const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{ filename: string, files: Array<{ path: string }> }>
+  const files = info!.files.map((f) => f.path)
+  for (const f of ['package.json', 'README.md', 'dist/client/index.js', 'dist/client/index.d.ts']) assert.ok(files.includes(f), `the package has ${f}`)
+  assert.ok(!files.some((f) => f.startsWith('dist/store/') || f.startsWith('dist/http/routes/') || f.startsWith('dist/pool/')), 'none of the service')
+
+  const project = join(work, 'consumer')
+  run('mkdir', [project])
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
+  const installed = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, info!.filename)], { cwd: project })
+  assert.equal(installed.code, 0, installed.stderr)
+  assert.doesNotMatch(installed.stderr, /EBADENGINE/)
+  // The client and the schema library its types are written in; nothing else.
+  assert.deepEqual(readdirSync(join(project, 'node_modules')).filter((d) => !d.startsWith('.')).sort(), ['token-pool-client', 'typebox'])
+
+  const server = await startServer({ DATABASE_URL: 'memory://', POOL_SIZE: '2' })
+  t.after(async () => { server.child.kill('SIGTERM'); await server.exited })
+  writeFileSync(join(project, 'use.mjs'), `
+    import { TokenPoolClient, TokenPoolError } from 'token-pool-client'
+    const client = new TokenPoolClient({ url: process.argv[2] })
+    const lease = await client.allocate('6f1c1a4e-3d2b-4f7a-9a53-2c1d0e9b8a71')
+    let code
+    try { await client.release(lease.token_id, '0b7e3c52-1f4d-4a8e-9c61-5d2a7b3e9f10') } catch (err) { code = err instanceof TokenPoolError && err.code }
+    console.log(JSON.stringify({ user: lease.user_id, code, active: (await client.stats()).active }))
+  `)
+  const used = run(process.execPath, ['use.mjs', server.url], { cwd: project })
+  assert.equal(used.code, 0, used.stderr)
+  assert.deepEqual(JSON.parse(used.stdout), { user: '6f1c1a4e-3d2b-4f7a-9a53-2c1d0e9b8a71', code: 'not_holder', active: 1 })
+
+  writeFileSync(join(project, 'typed.ts'), `
+    import { TokenPoolClient, type Lease } from 'token-pool-client'
+    export async function use (client: TokenPoolClient): Promise<number> {
+      const lease: Lease = await client.pool('keys').allocate('u', { wait: 5 })
+      // @ts-expect-error lease ids are numbers
+      const wrong: string = lease.lease_id
+      void wrong
+      return lease.lease_id
     }
   `)
   writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
