@@ -51,6 +51,9 @@ export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, 
     genReqId: () => randomUUID(),
     logController: new OneLinePerRequest(),
     frameworkErrors,
+    // Path parameters are checked by their schemas (a pool name is at most 63 characters):
+    // this only keeps a longer one from being refused before that check could name it.
+    routerOptions: { maxParamLength: 1000 },
     // While draining, a request already on an open connection is served (then the connection
     // closes) rather than answered with Fastify's own 503 body; see plugins/security.ts.
     return503OnClosing: false,
@@ -59,7 +62,8 @@ export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, 
 
   // Only JSON bodies: text/plain and the rest get 415. An empty body counts as no body.
   app.removeAllContentTypeParsers()
-  const parseJson = app.getDefaultJsonParser('error', 'error')
+  // A "__proto__" or "constructor" key is valid JSON: dropped, not a 400 that says the body isn't JSON.
+  const parseJson = app.getDefaultJsonParser('remove', 'remove')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '') done(null, undefined)
     else parseJson(request, body as string, done)

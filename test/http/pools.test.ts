@@ -90,10 +90,19 @@ describeEachBackend('pools over HTTP', (backend) => {
     assertError(await c.create('fine', { lease_ttl_seconds: 60, lease_max_seconds: 30 }), 422, 'validation_failed', 'lease_max_seconds')
     assertError(await c.create('fine', { lease_max_seconds: 60 }), 422, 'validation_failed', 'lease_max_seconds')
     assert.deepEqual(await db.query('SELECT name FROM pools ORDER BY name'), before, 'a refused create makes nothing')
+    // A field that isn't a setting is a 422 naming it, not a silently ignored typo.
+    assertError(await c.create('fine', { sise: 5 }), 422, 'validation_failed', 'sise')
+    assertError(await c.send('PATCH', '/api/pools/keys', { sise: 5 }), 422, 'validation_failed', 'sise')
+    // A pool's own name may come back in a change; another name is a 422 (no renaming).
+    assertError(await c.send('PATCH', '/api/pools/keys', { name: 'locks', size: 5 }), 422, 'validation_failed', 'name')
+    assert.deepEqual(await db.query('SELECT name FROM pools ORDER BY name'), before, 'a refused create makes nothing')
+    assert.equal((await c.send('PATCH', '/api/pools/keys', { name: 'keys', size: 4 })).json().data.size, 4)
+    // A "__proto__" key is valid JSON: dropped, not a 400.
+    assert.equal((await c.send('POST', '/api/pools', JSON.parse('{"name": "proto", "size": 1, "__proto__": {"size": 9}}'))).statusCode, 201)
     // The longest name is 63 characters.
     assert.equal((await c.create('a'.repeat(63), { size: 1 })).statusCode, 201)
     // Bad names in a path are a 422 naming `pool`.
-    for (const bad of ['Bad', '-x', 'a'.repeat(64)]) {
+    for (const bad of ['Bad', '-x', 'a'.repeat(64), 'a'.repeat(200)]) {
       assertError(await c.send('GET', `/api/pools/${bad}`), 422, 'validation_failed', 'pool')
       assertError(await c.send('GET', `/api/pools/${bad}/tokens`), 422, 'validation_failed', 'pool')
       assertError(await c.allocate(bad), 422, 'validation_failed', 'pool')
@@ -515,6 +524,10 @@ describeEachBackend('pools over HTTP', (backend) => {
       ['POST', `/api/tokens/${token}/enable`],
       ['PATCH', `/api/tokens/${token}`, { label: 'x' }],
       ['PATCH', `/api/pools/guarded/tokens/${token}`, { label: 'x' }],
+      // The right is checked before the request: a bad one is still a 401, not a 422.
+      ['POST', '/api/pools', { size: 0 }],
+      ['PATCH', '/api/pools/guarded', { sise: 5 }],
+      ['POST', `/api/tokens/${token}/disable`, { reason: 'x'.repeat(500) }],
     ]
     for (const authorization of [undefined, 'Bearer wrong', `Bearer ${adminToken}x`, adminToken, `Basic ${adminToken}`]) {
       for (const [method, url, body] of routes) {

@@ -34,7 +34,7 @@ export class Access {
     return this.hasAdminToken(request)
   }
 
-  /** A preHandler for admin routes. */
+  /** An onRequest hook for admin routes: a caller without the right is told so before anything about its request. */
   readonly requireAdmin = async (request: FastifyRequest): Promise<void> => {
     if (this.isAdmin(request)) return
     throw new PoolError('unauthorized', this.expected === undefined

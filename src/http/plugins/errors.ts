@@ -86,6 +86,7 @@ function messageOf (keyword: string, params: Record<string, unknown>, fallback: 
   if ((keyword === 'pattern' && params.pattern === UUID_PATTERN) || (keyword === 'format' && params.format === 'uuid')) return 'must be a UUID'
   if (keyword === 'enum' && Array.isArray(params.allowedValues)) return `must be one of: ${params.allowedValues.join(', ')}`
   if (keyword === 'type' && params.type === 'object') return 'must be a JSON object'
+  if (keyword === 'additionalProperties') return 'is not a field of this request'
   return fallback ?? 'is invalid'
 }
 

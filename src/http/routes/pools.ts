@@ -1,3 +1,4 @@
+import { PoolError } from '../../domain/errors.js'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { TokenPool } from '../../pool/pool.js'
@@ -27,7 +28,7 @@ const poolRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }>
       body: CreatePoolBody,
       response: { 201: Type.Object({ data: Pool }), ...errors(400, 401, 409, 413, 415, 422, 429, 503) },
     },
-    preHandler: access.requireAdmin,
+    onRequest: access.requireAdmin,
   }, async (request, reply) => {
     const { name, ...settings } = request.body
     const created = await pool.createPool(name, settings)
@@ -43,8 +44,16 @@ const poolRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }>
       body: UpdatePoolBody,
       response: { 200: Type.Object({ data: Pool }), ...errors(400, 401, 404, 409, 413, 415, 422, 429, 503) },
     },
-    preHandler: access.requireAdmin,
-  }, async (request) => ({ data: present.pool(await pool.updatePool(request.params.pool, request.body)) }))
+    onRequest: access.requireAdmin,
+  }, async (request) => {
+    const { name, ...changes } = request.body
+    if (name !== undefined && name !== request.params.pool) {
+      throw new PoolError('validation_failed', 'name can\'t be changed: a pool is never renamed', {
+        details: { field: 'name', location: 'body', issues: [{ field: 'name', message: 'can\'t be changed: a pool is never renamed' }] },
+      })
+    }
+    return { data: present.pool(await pool.updatePool(request.params.pool, changes)) }
+  })
 
   app.delete('/api/pools/:pool', {
     schema: {
@@ -55,7 +64,7 @@ const poolRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }>
       querystring: DeleteQuery,
       response: { 200: Type.Object({ data: Type.Object({ name: Type.String(), deleted: Type.Boolean() }) }), ...errors(401, 404, 409, 422, 429, 503) },
     },
-    preHandler: access.requireAdmin,
+    onRequest: access.requireAdmin,
   }, async (request) => {
     await pool.deletePool(request.params.pool, request.query.force ?? false)
     return { data: { name: request.params.pool, deleted: true } }

@@ -30,7 +30,11 @@ export const CreatePoolBody = Type.Object({
   ...optional,
 }, { additionalProperties: false })
 
-export const UpdatePoolBody = Type.Object(optional, { additionalProperties: false, minProperties: 1 })
+export const UpdatePoolBody = Type.Object({
+  // Allowed so that a pool's own view can be sent back; a pool is never renamed.
+  name: Type.Optional(Type.String({ pattern: POOL_NAME_PATTERN, description: 'the pool\'s own name, if given: a pool can\'t be renamed' })),
+  ...optional,
+}, { additionalProperties: false, minProperties: 1 })
 
 export const DeleteQuery = Type.Object({
   force: Type.Optional(Type.Boolean({ default: false, description: 'end active leases (reason cleared) instead of refusing with 409 pool_busy' })),
