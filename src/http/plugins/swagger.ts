@@ -59,6 +59,20 @@ const REQUEST_ID_HEADER = {
 }
 const RETRY_AFTER_HEADER = { description: 'seconds to wait before trying again', schema: { type: 'integer', minimum: 1 } }
 
+const WWW_AUTHENTICATE_HEADER = { description: 'Bearer: send Authorization: Bearer <ADMIN_TOKEN>', schema: { type: 'string', enum: ['Bearer'] } }
+
+/** The 409 codes each route can answer (only pool_exhausted comes with Retry-After). */
+const CONFLICTS: Array<[RegExp, string]> = [
+  [/^POST .*\/tokens\/(allocate|activate)$/, 'pool_exhausted: no token can be given; see Retry-After (absent when every token is disabled)'],
+  [/^POST .*\/release$/, 'not_holder: that user does not hold that token now'],
+  [/^POST .*\/renew$/, 'not_holder, or renewal_limit: the lease already ends at renewable_until (in details)'],
+  [/^POST .*\/cooldown$/, 'not_holder: that user does not hold that token now; token_disabled: an admin cooldown of a disabled token'],
+  [/^POST \/api\/pools$/, 'pool_exists: the name is in use'],
+  [/^PATCH \/api\/pools\/\{pool\}$/, 'managed_by_config: the default pool is set by the environment'],
+  [/^DELETE \/api\/pools\/\{pool\}$/, 'pool_busy: a lease is active (use ?force=true); managed_by_config: the default pool'],
+]
+const conflictsOf = (key: string) => CONFLICTS.find(([route]) => route.test(key))?.[1]
+
 const DESCRIPTIONS: Record<string, string> = {
   200: 'OK',
   400: 'invalid_json: the body is not JSON',
@@ -94,12 +108,14 @@ function decorate (doc: OpenApi, { dashboard }: { dashboard: boolean }): OpenApi
     for (const [method, op] of Object.entries(item)) {
       for (const [status, response] of Object.entries(op.responses ?? {})) {
         const key = `${method.toUpperCase()} ${path}`
-        if (status === '409') response.description = key.endsWith('/release') ? 'not_holder: that user does not hold that token now' : 'pool_exhausted: every token is leased (ON_EXHAUSTED=reject); see Retry-After'
+        const conflicts = status === '409' ? conflictsOf(key) : undefined
+        if (conflicts !== undefined) response.description = conflicts
         else if (status !== '200' || response.description === 'Default Response') response.description = DESCRIPTIONS[status] ?? response.description
         response.headers = { 'x-request-id': REQUEST_ID_HEADER, ...response.headers }
-        if (['409', '429', '503'].includes(status) && !(status === '409' && key.endsWith('/release'))) {
+        if (['429', '503'].includes(status) || (status === '409' && conflicts?.startsWith('pool_exhausted') === true)) {
           response.headers['retry-after'] = RETRY_AFTER_HEADER
         }
+        if (status === '401') response.headers['www-authenticate'] = WWW_AUTHENTICATE_HEADER
         const media = response.content?.['application/json']
         const examples = examplesFor(key, status)
         if (media !== undefined && examples !== undefined) {

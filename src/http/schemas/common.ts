@@ -33,7 +33,7 @@ export const ErrorBody = Type.Object({
   error: Type.Object({
     code: Type.String({ description: 'machine-readable, e.g. validation_failed' }),
     message: Type.String({ description: 'for people' }),
-    details: Type.Optional(Type.Unknown({ description: 'what went wrong, e.g. the field' })),
+    details: Type.Unknown({ description: '{field, location, issues} on 422; null where there is nothing to add' }),
   }),
 }, { $id: 'Error', description: 'Every failure has this shape.' })
 
