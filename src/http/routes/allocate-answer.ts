@@ -39,6 +39,10 @@ export async function answerAllocate (pool: TokenPool, request: FastifyRequest, 
         stream.write(sse('queued', present.queueState(state)))
       },
     })
+    // A caller that hung up as its turn came may not have been seen yet: the grant's
+    // database work can keep the event loop from polling its socket (PGlite runs on this
+    // thread). One full turn of the loop lets its close arrive before the answer is written.
+    if (queued && !gone.signal.aborted) await oneLoopTurn()
     if (gone.signal.aborted) {
       // It queued, so whatever lease it got was granted while it waited.
       if (queued) await giveBack(pool, lease)
@@ -67,6 +71,12 @@ export function callerGone (reply: FastifyReply): { signal: AbortSignal, stop: (
   const onClose = () => { if (!reply.raw.writableEnded) gone.abort() }
   reply.raw.on('close', onClose)
   return { signal: gone.signal, stop: () => { reply.raw.off('close', onClose) } }
+}
+
+/** Past the next poll phase: timers come after this one, the check phase after the next poll. */
+async function oneLoopTurn (): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 0))
+  await new Promise((resolve) => setImmediate(resolve))
 }
 
 async function giveBack (pool: TokenPool, lease: Lease): Promise<void> {
