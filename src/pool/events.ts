@@ -182,8 +182,8 @@ function toEvent (row: store.DbEvent): StreamEvent {
           startedAt: row.started_at!,
           expiresAt: row.expires_at!,
           renewableUntil: row.renewable_until ?? row.expires_at!,
-          // What the allocate call answered: the whole lease, as it was new then.
-          expiresInSeconds: Math.floor((row.expires_at!.getTime() - row.started_at!.getTime()) / 1000),
+          // What the allocate or renew call answered: the seconds left as it was made.
+          expiresInSeconds: Math.floor((row.expires_at!.getTime() - (row.renewed_at ?? row.started_at!).getTime()) / 1000),
           evictedUserId: row.evicted_user_id,
           isNew: row.type === 'allocated',
         },

@@ -28,6 +28,8 @@ export interface DbEvent {
   released_at: Date | null
   release_reason: ReleaseReason | null
   evicted_user_id: Id | null
+  /** renewed events: when the renewal was */
+  renewed_at: Date | null
   /** token and pool events: the view at that moment, as JSON */
   body: Record<string, unknown> | null
 }
@@ -41,7 +43,7 @@ export interface Position {
 export const START: Position = { xid: '0', id: 0 }
 
 const COLUMNS = `id, xid::text AS xid, type, pool, lease_id, token_id, user_id, started_at, expires_at,
-                 renewable_until, released_at, release_reason, evicted_user_id, body`
+                 renewable_until, released_at, release_reason, evicted_user_id, renewed_at, body`
 
 // Below the oldest transaction still running, no event can appear any more.
 const SETTLED = 'xid < pg_snapshot_xmin(pg_current_snapshot())'

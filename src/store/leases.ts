@@ -101,7 +101,8 @@ export interface DbRenewal {
 /** Renews many leases in one transaction (tp_renew each); one row per pair. */
 export async function renewMany (db: Db, pairs: Array<{ tokenId: string, userId: string }>): Promise<DbRenewal[]> {
   return await db.query<DbRenewal>(
-    'SELECT r.*, date_trunc(\'milliseconds\', clock_timestamp()) AS now FROM tp_renew_many($1::uuid[], $2::uuid[]) r',
+    // now(): the statement's time, which its renewed events carry too (their expires_in_seconds).
+    'SELECT r.*, date_trunc(\'milliseconds\', now()) AS now FROM tp_renew_many($1::uuid[], $2::uuid[]) r',
     [pairs.map((p) => p.tokenId), pairs.map((p) => p.userId)])
 }
 

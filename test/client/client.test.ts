@@ -379,7 +379,7 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     const user = newId()
     await client.pool('ev-b').allocate(user)
     const lease = await a.allocate(user)
-    await a.renew(lease.token_id, user)
+    const renewal = await a.renew(lease.token_id, user)
     await a.cooldown(lease.token_id, { userId: user, seconds: 30 })
     await client.disable(lease.token_id, 'broken')
     await client.enable(lease.token_id)
@@ -401,6 +401,7 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     const [allocated, renewed, released, cooling, disabled, , changed] = got
     assert.equal(allocated?.type === 'allocated' && allocated.data.lease_id, lease.lease_id)
     assert.equal(renewed?.type === 'renewed' && renewed.data.lease_id, lease.lease_id)
+    assert.deepEqual(renewed?.data, renewal, 'the lease as renew answered it')
     assert.equal(released?.type === 'released' && released.data.release_reason, 'cooldown')
     assert.equal(cooling?.type === 'cooling' && cooling.data.id, lease.token_id)
     assert.equal(disabled?.type === 'disabled' && disabled.data.disabled_reason, 'broken')

@@ -330,8 +330,14 @@ describeEachBackend('token health over HTTP', (backend) => {
     assert.equal(ms(renewed.started_at), ms(lease.started_at) - 10_000)
     const fromStart = ms(renewed.expires_at) - ms(renewed.started_at)
     assert.ok(fromStart >= 40_000 && fromStart < 42_000, `expires ${fromStart} ms after the start: now + 30 s`)
-    assert.ok([29, 30].includes(renewed.expires_in_seconds))
+    // The whole seconds left as of the renewal, as allocate counts from the grant.
+    assert.equal(renewed.expires_in_seconds, 30)
     assert.equal(renewed.renewable_until, new Date(ms(renewed.started_at) + 100_000).toISOString())
+    // Its event carries the renewal's time, so it says the same (it counted from the lease's start: 40).
+    const [event] = await db.query<{ left: number }>(
+      "SELECT floor(extract(epoch FROM expires_at - renewed_at))::int AS left FROM pool_events WHERE type = 'renewed' AND lease_id = $1 ORDER BY id DESC LIMIT 1",
+      [lease.lease_id])
+    assert.equal(event?.left, 30)
 
     // Renewed as a heartbeat, each renewal from now; near the cap it stops exactly at renewable_until.
     await travel(db, 25)
