@@ -219,12 +219,15 @@ describeEachBackend('token health over HTTP', (backend) => {
     assert.equal((await c.history(lease.token_id))[0].release_reason, 'disabled')
     assertError(await c.send('POST', `/api/tokens/${lease.token_id}/release`, { user_id: lease.user_id }), 409, 'not_holder')
 
-    // Again: harmless, nothing to end; the reason may change, or go.
+    // Again: harmless, nothing to end; a new reason replaces the old one, none keeps it.
     const again = (await c.disable(lease.token_id, { reason: 'revoked upstream' })).json().data
     assert.equal(again.ended_lease, null)
     assert.equal(again.token.disabled_reason, 'revoked upstream')
-    assert.equal((await c.disable(lease.token_id)).json().data.token.disabled_reason, null)
-    assert.equal((await c.disable(lease.token_id, { reason: null })).json().data.token.disabled_reason, null)
+    const events = async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pool_events WHERE type = 'disabled'"))[0]!.n
+    const disabledEvents = await events()
+    assert.equal((await c.disable(lease.token_id)).json().data.token.disabled_reason, 'revoked upstream')
+    assert.equal((await c.disable(lease.token_id, { reason: null })).json().data.token.disabled_reason, 'revoked upstream')
+    assert.equal(await events(), disabledEvents, 'nothing changed, nothing to tell')
 
     // An admin cooldown of a disabled token is refused.
     assertError(await c.cooldown(lease.token_id, { seconds: 5 }), 409, 'token_disabled')
