@@ -1,5 +1,5 @@
 import { leaseFields, WAIT_HELP } from './allocate.js'
-import { fields, numberFlag, POOL_HELP, POOL_OPTION, remote, scope, UsageError, who } from './remote.js'
+import { fields, numberFlag, TOKEN_POOL_HELP, POOL_OPTION, remote, scope, UsageError, who } from './remote.js'
 
 const summary = 'take a token out of use for a while (its holder, or an admin)'
 
@@ -18,7 +18,7 @@ export const cooldown = {
       '  --user USER_ID       the holder\n' +
       '  --reallocate         give the holder a new lease on another token\n' +
       `${WAIT_HELP.replace('when no token is free', 'with --reallocate, when no token is free')}\n` +
-      `${POOL_HELP}; without it, whichever pool holds the token`,
+      `${TOKEN_POOL_HELP}`,
     options: { seconds: { type: 'string' }, user: { type: 'string' }, reallocate: { type: 'boolean' }, wait: { type: 'string' }, ...POOL_OPTION },
     positionals: ['TOKEN_ID'],
     run: async ({ client, values, positionals }) => {

@@ -1,4 +1,4 @@
-import { fields, POOL_HELP, POOL_OPTION, remote, required, scope, who } from './remote.js'
+import { fields, TOKEN_POOL_HELP, POOL_OPTION, remote, required, scope, who } from './remote.js'
 
 const summary = 'give a token back before its lease ends'
 
@@ -9,7 +9,7 @@ export const release = {
     usage: 'release TOKEN_ID --user USER_ID [--pool NAME]',
     summary,
     details: 'Fails with not_holder (exit 1) when that user does not hold that token now.\n\n' +
-      `Options of release:\n  --user USER_ID       the holder (required)\n${POOL_HELP}; without it, whichever pool holds the token`,
+      `Options of release:\n  --user USER_ID       the holder (required)\n${TOKEN_POOL_HELP}`,
     options: { user: { type: 'string' }, ...POOL_OPTION },
     positionals: ['TOKEN_ID'],
     run: async ({ client, values, positionals }) => {

@@ -92,7 +92,12 @@ export function remote (name: string, command: RemoteCommand): (argv: string[]) 
       json = values.json === true
       const url = str(values.url) ?? nonEmpty(process.env.TOKEN_POOL_URL) ?? DEFAULT_URL
       if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, not ${JSON.stringify(url)}`)
-      const client = new TokenPoolClient({ url, adminToken: str(values['admin-token']) ?? nonEmpty(process.env.ADMIN_TOKEN) })
+      const adminToken = str(values['admin-token']) ?? nonEmpty(process.env.ADMIN_TOKEN)
+      // An HTTP header carries bytes 0-255 only: anything else could never be sent.
+      if (adminToken !== undefined && /[^\x20-\x7e\x80-\xff]/.test(adminToken)) {
+        throw new UsageError('the admin token (--admin-token or ADMIN_TOKEN) must be printable ASCII or Latin-1 characters: it is sent in an HTTP header')
+      }
+      const client = new TokenPoolClient({ url, adminToken })
       const output = await command.run({ client, values, positionals })
       if (output !== undefined) process.stdout.write(json ? JSON.stringify(output.json, null, 2) + '\n' : output.text)
       process.exitCode = EXIT.ok
@@ -127,14 +132,14 @@ function fail (name: string, command: RemoteCommand, err: unknown, json: boolean
     return EXIT.usage
   }
   if (err instanceof TokenPoolError) {
-    print({ error: { code: err.code, message: err.message, details: err.details, status: err.status, retry_after_seconds: err.retryAfterSeconds } },
+    print({ error: { code: err.code, message: err.message, details: err.details, status: err.status, retry_after_seconds: err.retryAfterSeconds ?? null } },
       `token-pool ${name}: ${err.code}: ${err.message}` +
       (err.retryAfterSeconds === undefined ? '' : ` (retry after ${err.retryAfterSeconds} s)`) +
       (err.requestId === undefined ? '' : ` [request ${err.requestId}]`))
     return EXIT.failed
   }
   if (err instanceof TokenPoolUnreachableError) {
-    print({ error: { code: 'unreachable', message: err.message } }, `token-pool ${name}: ${err.message}`)
+    print({ error: { code: 'unreachable', message: err.message, details: null, status: null, retry_after_seconds: null } }, `token-pool ${name}: ${err.message}`)
     return EXIT.unreachable
   }
   throw err
@@ -144,6 +149,8 @@ function fail (name: string, command: RemoteCommand, err: unknown, json: boolean
 export const POOL_OPTION: Options = { pool: { type: 'string' } }
 
 export const POOL_HELP = '  --pool NAME          the pool (default: default)'
+/** The --pool option of the commands of one token, which find it in any pool without it. */
+export const TOKEN_POOL_HELP = '  --pool NAME          the pool that must hold the token (default: whichever pool holds it)'
 
 /**
  * The calls of the pool --pool names; without --pool, the client itself: the default

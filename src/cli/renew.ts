@@ -1,5 +1,5 @@
 import { leaseFields } from './allocate.js'
-import { POOL_HELP, POOL_OPTION, remote, required, scope } from './remote.js'
+import { TOKEN_POOL_HELP, POOL_OPTION, remote, required, scope } from './remote.js'
 
 const summary = 'extend a lease by the pool\'s TTL, never past renewable_until'
 
@@ -11,7 +11,7 @@ export const renew = {
     summary,
     details: 'Prints the lease with its new expiry. Fails with not_holder (exit 1) when the user does not hold the\n' +
       'token, and with renewal_limit when the lease can\'t be extended any further.\n\n' +
-      `Options of renew:\n  --user USER_ID       the holder (required)\n${POOL_HELP}; without it, whichever pool holds the token`,
+      `Options of renew:\n  --user USER_ID       the holder (required)\n${TOKEN_POOL_HELP}`,
     options: { user: { type: 'string' }, ...POOL_OPTION },
     positionals: ['TOKEN_ID'],
     run: async ({ client, values, positionals }) => {
