@@ -71,10 +71,37 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
     const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 0.4 })
     const a = await pool.allocate(newId())
     const lease = await pool.allocate(newId(), 'default', { waitSeconds: 5 })
+    const answeredAt = Date.now()
     assert.equal(lease.tokenId, a.tokenId)
-    assert.ok(lease.startedAt >= a.expiresAt, 'never before the lease it follows ends')
-    // The poll would serve it up to a second late; the deadline timer serves it at once.
-    assert.ok(lease.startedAt.getTime() - a.expiresAt.getTime() < 300, `served ${lease.startedAt.getTime() - a.expiresAt.getTime()} ms after the expiry`)
+    // Its lease begins as the token frees: the expiry itself, to the millisecond.
+    assert.equal(lease.startedAt.getTime(), a.expiresAt.getTime())
+    // The poll would answer it up to a second late; the deadline timer answers at once (the
+    // database runs on this machine: one clock).
+    assert.ok(answeredAt - a.expiresAt.getTime() < 300, `answered ${answeredAt - a.expiresAt.getTime()} ms after the expiry`)
+  })
+
+  test('the served-by bound holds: no waiter is served after the estimated_grant_at it was last told', async (t) => {
+    // Three tokens whose leases run out 0.25 s apart, one cooling; four waiters in a row.
+    const { pool } = await build(t, backend, { poolSize: 4, onExhausted: 'reject', leaseTtlSeconds: 2 })
+    for (let i = 0; i < 3; i++) {
+      await pool.allocate(newId())
+      await sleep(250)
+    }
+    const cooled = await pool.allocate(newId())
+    await pool.cooldown(cooled.tokenId, cooled.userId, 1)
+    const waiters = Array.from({ length: 4 }, () => ({ w: watcher(), user: newId() }))
+    const leases: Array<Promise<Lease>> = []
+    for (const { w, user } of waiters) {
+      leases.push(pool.allocate(user, 'default', { waitSeconds: 10, onQueued: w.onQueued }))
+      await w.queued
+    }
+    const served = await Promise.all(leases)
+    for (const [i, lease] of served.entries()) {
+      const told = waiters[i]!.w.states.at(-1)!.estimatedGrantAt
+      assert.ok(told !== null, `waiter ${i} was told a time`)
+      assert.ok(lease.startedAt.getTime() <= told.getTime(), `waiter ${i} served at ${lease.startedAt.toISOString()}, told ${told.toISOString()}`)
+    }
+    assert.deepEqual(await overlaps(pool.db), [])
   })
 
   test('a cooldown end and an enable serve waiters too', async (t) => {
