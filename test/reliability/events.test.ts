@@ -140,6 +140,7 @@ describeEachBackend('GET /api/events', (backend) => {
     const next = await s.allocate()
     const got = await late.waitForCount(2)
     assert.deepEqual(got.map((e) => e.event), ['reset', 'allocated'])
+    assert.deepEqual(data(got[0]!), { pool: null }, 'a stream of every pool')
     assert.deepEqual(data(got[1]!), next)
     // An id the stream never had resumes from now.
     const fresh = await s.events({ 'last-event-id': '999999999' })

@@ -20,7 +20,7 @@ export interface AllocateAsk {
  * leaves the queue, and a lease granted as it went is given back at once.
  */
 export async function answerAllocate (pool: TokenPool, request: FastifyRequest, reply: FastifyReply, ask: AllocateAsk) {
-  const streamed = ask.waitSeconds > 0 && (request.headers.accept ?? '').includes('text/event-stream')
+  const streamed = ask.waitSeconds > 0 && (request.headers.accept ?? '').toLowerCase().includes('text/event-stream')
   const gone = callerGone(reply)
   let stream: PassThrough | undefined
   let queued = false

@@ -72,7 +72,8 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
         stream.end()
         return
       }
-      const data = eventData(e, viewer)
+      // Every event's data names its pool: a reset names the stream's pool, or null for every pool.
+      const data = e.type === 'reset' ? { pool: only ?? null } : eventData(e, viewer)
       if (only !== undefined && e.type !== 'reset' && data.pool !== only) return
       stream.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(data)}\n\n`)
     }
@@ -115,7 +116,7 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
   })
 }
 
-function eventData (e: StreamEvent, viewer: present.Viewer): { pool?: string } {
+function eventData (e: Exclude<StreamEvent, { type: 'reset' }>, viewer: present.Viewer): { pool?: string } {
   switch (e.type) {
     case 'allocated':
     case 'renewed':
@@ -129,8 +130,6 @@ function eventData (e: StreamEvent, viewer: present.Viewer): { pool?: string } {
       return present.tokenSummary(e.token, viewer)
     case 'pool_changed':
       return { ...e.pool, pool: e.pool.name }
-    case 'reset':
-      return { }
   }
 }
 
