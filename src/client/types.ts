@@ -65,7 +65,7 @@ export type PoolEvent =
   | { id: string, type: 'released' | 'cleared', data: EndedLease }
   | { id: string, type: 'cooling' | 'disabled' | 'enabled', data: TokenSummary }
   | { id: string, type: 'pool_changed', data: PoolChange }
-  | { id: string, type: 'reset', data: Record<string, never> }
+  | { id: string, type: 'reset', data: { pool: string | null } }
 export type PoolEventType = PoolEvent['type']
 /** The events about a lease: their data has user_id, token_id and lease_id. */
 export type LeaseEvent = Extract<PoolEvent, { type: 'allocated' | 'renewed' | 'released' | 'cleared' }>
