@@ -167,6 +167,11 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     if (name === DEFAULT_POOL) throw managedByConfig()
     const current = await read(async () => await pools.settings(this.db, name))
     if (current === undefined) throw poolNotFound(name)
+    // A cap equal to the TTL (the default: no renewal past the first lease) follows a new TTL,
+    // unless the change sets the cap itself.
+    if (changes.lease_ttl_seconds !== undefined && changes.lease_max_seconds === undefined && current.lease_max_seconds === current.lease_ttl_seconds) {
+      changes = { ...changes, lease_max_seconds: changes.lease_ttl_seconds }
+    }
     const next = { ...current, ...changes }
     checkSettings(next)
     const outcome = await withRetry(async () => await pools.update(this.db, name, changes, true))

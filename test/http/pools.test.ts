@@ -205,6 +205,13 @@ describeEachBackend('pools over HTTP', (backend) => {
     assertError(await c.patch('grow', { size: 0 }), 422, 'validation_failed', 'size')
     assert.deepEqual((await c.send('GET', '/api/pools/grow')).json().data, settled)
 
+    // A cap left at its default (the TTL) follows a new TTL; a cap set apart stays.
+    assert.equal((await c.create('follow', { lease_ttl_seconds: 30 })).json().data.lease_max_seconds, 30)
+    const followed = (await c.patch('follow', { lease_ttl_seconds: 200 })).json().data
+    assert.deepEqual([followed.lease_ttl_seconds, followed.lease_max_seconds], [200, 200])
+    const kept = (await c.patch('grow', { lease_ttl_seconds: 60 })).json().data
+    assert.deepEqual([kept.lease_ttl_seconds, kept.lease_max_seconds], [60, 3600])
+
     // The default pool belongs to the environment.
     const before = (await c.send('GET', '/api/pools/default')).json().data
     assertError(await c.patch('default', { size: 3 }), 409, 'managed_by_config')
