@@ -48,7 +48,9 @@ export async function serve (config: Config): Promise<void> {
 
   await app.listen({ port: config.port, host: config.host })
   // What a person opens next: the dashboard and the API's pages, at an address a browser takes.
-  const base = `http://${['0.0.0.0', '::'].includes(config.host) ? 'localhost' : config.host}:${config.port}`
+  const bound = app.server.address()
+  const port = typeof bound === 'object' && bound !== null ? bound.port : config.port
+  const base = `http://${['0.0.0.0', '::'].includes(config.host) ? 'localhost' : config.host}:${port}`
   logger.info({ db: db.kind, poolSize: config.poolSize, ttl: config.leaseTtlSeconds },
-    `token pool listening on http://${config.host}:${config.port}: dashboard ${base}/, API docs ${base}/docs`)
+    `token pool listening on http://${config.host}:${port}: dashboard ${base}/, API docs ${base}/docs`)
 }
