@@ -1,14 +1,16 @@
--- A waiter served because a token's lease ran out or its cooldown ended is served as of that
--- moment: its lease starts when the token freed (at most a second before the grant), not the
--- few milliseconds later that the grant's statement ran. So a waiter is never served after the
--- served-by time it was told (estimated_grant_at: the k-th earliest of those deadlines).
+-- A waiter is served as of the moment its token freed (a lease ran out, a cooldown ended, a
+-- holder released it), when that was within the last second: not the few milliseconds later
+-- that the grant's statement ran. So a waiter is never served after the served-by time it was
+-- told (estimated_grant_at: the k-th earliest deadline). The lease never starts before the
+-- token's last lease ended: no two usages of a token overlap.
 
--- When p_token last freed by itself before p_now: its lease's end, or its cooldown's; NULL if
--- neither (never leased, or freed by a release, whose time the token row does not keep).
+-- When p_token last freed before p_now: the end of its last lease (released, or run out) or
+-- of its cooldown, whichever is later; NULL if it was never leased nor cooled.
 CREATE FUNCTION tp_freed_at(t tokens, p_now timestamptz) RETURNS timestamptz
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT greatest(CASE WHEN t.lease_expires_at <= p_now THEN t.lease_expires_at END,
-                  CASE WHEN t.cooling_until <= p_now THEN t.cooling_until END)
+LANGUAGE sql STABLE AS $$
+  SELECT least(p_now, greatest(
+           (SELECT coalesce(u.released_at, u.expires_at) FROM usages u WHERE u.token_id = t.id ORDER BY u.id DESC LIMIT 1),
+           CASE WHEN t.cooling_until <= p_now THEN t.cooling_until END))
 $$;
 
 -- Grants p_tokens[i] (locked by the caller) to p_users[i] in p_pool: ends each token's
@@ -36,15 +38,16 @@ BEGIN
     -- Lease ids in the order of p_users (a queue's order shows in its fencing ids).
     SELECT o.*, nextval(pg_get_serial_sequence('usages', 'id')) AS id FROM (
       SELECT g.token_id, g.user_id,
-             greatest(CASE WHEN w.waited AND tp_freed_at(t, v_start) IS NOT NULL
-                           THEN greatest(tp_freed_at(t, v_start), v_start - interval '1 second')
-                           ELSE v_start END,
+             -- A token that freed within the last second (a deadline the waiter was told, or a
+             -- release): the lease starts then. Anything older (an enable, a new token) is now.
+             greatest(CASE WHEN w.waited AND f.freed > v_start - interval '1 second' THEN f.freed ELSE v_start END,
                       t.lease_started_at) AS s,
              CASE WHEN t.lease_expires_at > greatest(v_start, t.lease_started_at) THEN t.lease_user_id END AS evicted,
              tp_count(t, p_window) + 1 AS count
         FROM unnest(p_tokens, p_users[1:cardinality(p_tokens)]) WITH ORDINALITY AS g(token_id, user_id, i)
         JOIN tokens t ON t.id = g.token_id
         CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM waiters w WHERE w.pool = p_pool.name AND w.user_id = g.user_id)) w(waited)
+        CROSS JOIN LATERAL (SELECT CASE WHEN w.waited THEN tp_freed_at(t, v_start) END) f(freed)
        ORDER BY g.i) o
   ), granted AS (
     INSERT INTO usages (id, pool, token_id, user_id, started_at, expires_at, renewable_until) OVERRIDING SYSTEM VALUE

@@ -318,9 +318,10 @@ for (const backend of ['pglite', 'postgres'] as const) {
       const csv = cli(['export', '--pool', 'exp', '--format', 'csv', '--url', url], admin)
       assert.equal(csv.code, 0, csv.stderr)
       const lines = csv.stdout.trimEnd().split('\n')
-      assert.equal(lines[0], 'pool,token_id,lease_id,user_id,started_at,expires_at,released_at,release_reason')
+      // This service runs with ADMIN_TOKEN: the holder's fingerprint ends each row.
+      assert.equal(lines[0], 'pool,token_id,lease_id,user_id,started_at,expires_at,released_at,release_reason,holder')
       assert.equal(lines.length, 4)
-      assert.match(lines[3]!, new RegExp(`^exp,${leases[2]!.token_id},${leases[2]!.lease_id},${leases[2]!.user_id},.*,,$`))
+      assert.match(lines[3]!, new RegExp(`^exp,${leases[2]!.token_id},${leases[2]!.lease_id},${leases[2]!.user_id},.*,,,[0-9a-f]{12}$`))
 
       const since = cli(['export', '--pool', 'exp', '--since', leases[1]!.started_at, '--until', leases[2]!.started_at, '--url', url], admin)
       assert.equal(since.code, 0, since.stderr)
