@@ -55,11 +55,34 @@ export default fp(async function methods (app: FastifyInstance) {
 
   app.decorate('methodsAllowedFor', (path: string) => methodsOf(owners(path)))
 
+  /**
+   * Per parametric pattern, the routes that could own some of the paths it catches: those
+   * more specific than it somewhere. Most reads (a token by id) then check a handful of
+   * routes, or none, instead of every route.
+   */
+  const rivalsOf = new Map<string, Route[]>()
+  function rivals (pattern: string): Route[] {
+    let found = rivalsOf.get(pattern)
+    if (found === undefined) {
+      const self = routes.get(pattern)
+      const all = [...routes.values()].filter((r) => r !== self)
+      found = self === undefined || self.segments.includes('*')
+        ? all
+        : all.filter((r) => (r.segments.length === self.segments.length || r.segments.at(-1) === '*') && compare(r.rank, self.rank) <= 0)
+      rivalsOf.set(pattern, found)
+    }
+    return found
+  }
+
   app.addHook('onRequest', async (request, reply) => {
     const pattern = request.routeOptions.url
     // Only a parametric route can have caught a path that a more specific route owns for other methods.
     if (pattern === undefined || !/[:*]/.test(pattern)) return
+    const candidates = rivals(pattern)
+    if (candidates.length === 0) return
     const path = request.url.split('?')[0] ?? ''
+    const segments = path.split('/')
+    if (!candidates.some((r) => matches(r.segments, segments))) return
     const owned = owners(path)
     if (owned.length === 0 || owned.some((r) => r.pattern === pattern)) return
     const allowed = methodsOf(owned)
