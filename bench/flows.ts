@@ -166,7 +166,7 @@ async function wait (spec: Extract<FlowSpec, { kind: 'wait' }>): Promise<FlowRes
       else {
         t.leases++
         if (queuedAt !== undefined) queuedCount++
-        grants.push({ sentAt, queuedAt, startedAt })
+        grants.push({ sentAt, queuedAt, leaseId: lease.lease_id })
       }
       if (t.measured(sentAt)) t.latencies.push(grantedAt - sentAt)
       await sleep(spec.holdMs[0] + Math.random() * (spec.holdMs[1] - spec.holdMs[0]))
