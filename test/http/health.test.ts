@@ -104,6 +104,21 @@ describeEachBackend('token health over HTTP', (backend) => {
     assert.deepEqual(await overlaps(db), [])
   })
 
+  test('a cooldown ends on a whole millisecond, rounded up: never shorter than asked, never none', async (t) => {
+    const { app, db } = await build(t, backend, { poolSize: 4 })
+    const c = client(app)
+    for (const [seconds, expected] of [[1.1, 1100], [1.2345, 1235], [0.0004, 1]] as const) {
+      const lease = await c.allocate()
+      assert.equal((await c.cooldown(lease.token_id, { user_id: lease.user_id, seconds })).statusCode, 200)
+      // Read from the table: a 1 ms cooldown is over before the answer shows the token.
+      const [stored] = await db.query<{ cooled: number, exact: boolean }>(
+        `SELECT round(extract(epoch FROM t.cooling_until - u.released_at) * 1000)::int AS cooled,
+                t.cooling_until = date_trunc('milliseconds', t.cooling_until) AS exact
+           FROM tokens t JOIN usages u ON u.id = $2 WHERE t.id = $1`, [lease.token_id, lease.lease_id])
+      assert.deepEqual(stored, { cooled: expected, exact: true }, String(seconds))
+    }
+  })
+
   test('a second, shorter cooldown never shortens; a longer one extends; an admin may cool any token without user_id', async (t) => {
     const { app } = await build(t, backend, { poolSize: 3 })
     const c = client(app)
