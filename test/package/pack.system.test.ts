@@ -18,28 +18,39 @@ function run (cmd: string, args: string[], opts: SpawnSyncOptions = {}) {
 
 const npm = (args: string[], cwd: string) => run('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd })
 
+/** npm pack of the package in `dir` into `work`: the tarball's name and its files. */
+function pack (dir: string, work: string): { filename: string, files: string[] } {
+  const packed = npm(['pack', '--json', '--pack-destination', work], dir)
+  assert.equal(packed.code, 0, packed.stderr)
+  const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{ filename: string, files: Array<{ path: string }> }>
+  return { filename: info!.filename, files: info!.files.map((f) => f.path) }
+}
+
+/** An empty project that installs the tarball as a user would; warnings are read (no EBADENGINE). */
+function installInNewProject (work: string, tarball: string): string {
+  const project = join(work, 'consumer')
+  run('mkdir', [project])
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
+  // --prefer-offline: the dependencies usually come from npm's cache.
+  const installed = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball)], { cwd: project })
+  assert.equal(installed.code, 0, installed.stderr)
+  assert.doesNotMatch(installed.stderr, /EBADENGINE/, 'every dependency supports Node 20')
+  return project
+}
+
 // What a user does: npm pack (which builds), install the tarball in an empty project, use the bin and the client.
 test('npm pack gives a package whose bin and typed client work from a clean directory', { timeout: 600_000 }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), 'token-pool-pack-'))
   t.after(() => { rmSync(work, { recursive: true, force: true }) })
 
-  const packed = npm(['pack', '--json', '--pack-destination', work], ROOT)
-  assert.equal(packed.code, 0, packed.stderr)
-  const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{ filename: string, files: Array<{ path: string }> }>
-  const files = info!.files.map((f) => f.path)
+  const { filename, files } = pack(ROOT, work)
   for (const f of ['LICENSE', 'CHANGELOG.md', 'README.md', 'docs/api.md', 'package.json', 'dist/cli/main.js', 'dist/client/index.js', 'dist/client/index.d.ts',
     'dist/http/schemas/tokens.d.ts', 'migrations/0001.do.init.sql']) {
     assert.ok(files.includes(f), `the package has ${f}`)
   }
   assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('src/') || f.startsWith('bench/')), 'no tests, sources or benchmarks')
 
-  const project = join(work, 'consumer')
-  run('mkdir', [project])
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
-  // --prefer-offline: the dependencies usually come from npm's cache.
-  const installed = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, info!.filename)], { cwd: project })
-  assert.equal(installed.code, 0, installed.stderr)
-  assert.doesNotMatch(installed.stderr, /EBADENGINE/, 'every dependency supports Node 20')
+  const project = installInNewProject(work, filename)
   assert.ok(readdirSync(join(project, 'node_modules/.bin')).includes('token-pool'))
   const bin = join(project, 'node_modules/.bin/token-pool')
 
@@ -122,19 +133,11 @@ test('the client-only package installs without the service and works against one
   const work = mkdtempSync(join(tmpdir(), 'token-pool-client-'))
   t.after(() => { rmSync(work, { recursive: true, force: true }) })
 
-  const packed = npm(['pack', '--json', '--pack-destination', work], join(ROOT, 'client'))
-  assert.equal(packed.code, 0, packed.stderr)
-  const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{ filename: string, files: Array<{ path: string }> }>
-  const files = info!.files.map((f) => f.path)
+  const { filename, files } = pack(join(ROOT, 'client'), work)
   for (const f of ['package.json', 'README.md', 'dist/client/index.js', 'dist/client/index.d.ts']) assert.ok(files.includes(f), `the package has ${f}`)
   assert.ok(!files.some((f) => f.startsWith('dist/store/') || f.startsWith('dist/http/routes/') || f.startsWith('dist/pool/')), 'none of the service')
 
-  const project = join(work, 'consumer')
-  run('mkdir', [project])
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
-  const installed = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, info!.filename)], { cwd: project })
-  assert.equal(installed.code, 0, installed.stderr)
-  assert.doesNotMatch(installed.stderr, /EBADENGINE/)
+  const project = installInNewProject(work, filename)
   // The client and the schema library its types are written in; nothing else.
   assert.deepEqual(readdirSync(join(project, 'node_modules')).filter((d) => !d.startsWith('.')).sort(), ['token-pool-client', 'typebox'])
 
