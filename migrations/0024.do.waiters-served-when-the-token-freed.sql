@@ -1,16 +1,23 @@
--- A waiter is served as of the moment its token freed (a lease ran out, a cooldown ended, a
--- holder released it), when that was within the last second: not the few milliseconds later
--- that the grant's statement ran. So a waiter is never served after the served-by time it was
--- told (estimated_grant_at: the k-th earliest deadline). The lease never starts before the
--- token's last lease ended: no two usages of a token overlap.
+-- A waiter served because its token's lease or cooldown ran out is served as of that
+-- deadline, not the few milliseconds later that its node's timer and the grant's statement
+-- ran: so it is never served after the served-by time it was told (estimated_grant_at, the
+-- k-th earliest of those deadlines). Only a live waiter, only a deadline (not a release, an
+-- enable or a new token), only a lag of at most 100 ms or a tenth of the TTL, and never
+-- before the token's last lease ended: no two usages of a token overlap.
 
--- When p_token last freed before p_now: the end of its last lease (released, or run out) or
--- of its cooldown, whichever is later; NULL if it was never leased nor cooled.
+-- When p_token freed by a deadline a waiter could have been told, if it did: its lease ran
+-- out (the mirror still names it) or its cooldown ran out after its last lease ended. NULL
+-- when it freed otherwise (a release, an enable, a new token), whose moment no waiter was told.
 CREATE FUNCTION tp_freed_at(t tokens, p_now timestamptz) RETURNS timestamptz
 LANGUAGE sql STABLE AS $$
-  SELECT least(p_now, greatest(
-           (SELECT coalesce(u.released_at, u.expires_at) FROM usages u WHERE u.token_id = t.id ORDER BY u.id DESC LIMIT 1),
-           CASE WHEN t.cooling_until <= p_now THEN t.cooling_until END))
+  SELECT CASE
+    WHEN t.lease_expires_at <= p_now
+      THEN greatest(t.lease_expires_at, CASE WHEN t.cooling_until <= p_now THEN t.cooling_until END)
+    WHEN t.lease_id IS NULL AND t.cooling_until <= p_now
+         AND t.cooling_until >= coalesce((SELECT coalesce(u.released_at, u.expires_at) FROM usages u
+                                           WHERE u.token_id = t.id ORDER BY u.id DESC LIMIT 1), '-infinity')
+      THEN t.cooling_until
+  END
 $$;
 
 -- Grants p_tokens[i] (locked by the caller) to p_users[i] in p_pool: ends each token's
@@ -24,7 +31,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_ttl interval := make_interval(secs => p_pool.lease_ttl_seconds);
   v_max interval := make_interval(secs => p_pool.lease_max_seconds);
-  -- Rule 10: leases start once their tokens are ours, never before a token's last use began.
+  -- Rule 10: leases start once their tokens are ours (a waiter's: when its deadline freed it),
+  -- never before a token's last use began.
   v_start timestamptz := date_trunc('milliseconds', clock_timestamp());
 BEGIN
   UPDATE usages u
@@ -38,15 +46,17 @@ BEGIN
     -- Lease ids in the order of p_users (a queue's order shows in its fencing ids).
     SELECT o.*, nextval(pg_get_serial_sequence('usages', 'id')) AS id FROM (
       SELECT g.token_id, g.user_id,
-             -- A token that freed within the last second (a deadline the waiter was told, or a
-             -- release): the lease starts then. Anything older (an enable, a new token) is now.
-             greatest(CASE WHEN w.waited AND f.freed > v_start - interval '1 second' THEN f.freed ELSE v_start END,
+             -- A waiter whose token freed by a deadline just before (the timer's and the
+             -- statement's lag: at most a tenth of the TTL and 100 ms) starts then.
+             greatest(CASE WHEN w.waited AND f.freed > v_start - least(interval '100 milliseconds', v_ttl / 10)
+                           THEN f.freed ELSE v_start END,
                       t.lease_started_at) AS s,
              CASE WHEN t.lease_expires_at > greatest(v_start, t.lease_started_at) THEN t.lease_user_id END AS evicted,
              tp_count(t, p_window) + 1 AS count
         FROM unnest(p_tokens, p_users[1:cardinality(p_tokens)]) WITH ORDINALITY AS g(token_id, user_id, i)
         JOIN tokens t ON t.id = g.token_id
-        CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM waiters w WHERE w.pool = p_pool.name AND w.user_id = g.user_id)) w(waited)
+        CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM waiters w WHERE w.pool = p_pool.name AND w.user_id = g.user_id
+                                              AND w.alive_until > v_start AND w.granted_token IS NULL)) w(waited)
         CROSS JOIN LATERAL (SELECT CASE WHEN w.waited THEN tp_freed_at(t, v_start) END) f(freed)
        ORDER BY g.i) o
   ), granted AS (

@@ -44,7 +44,7 @@ BEGIN
     started_at := v_end.started_at; released_at := v_end.released_at;
   END IF;
   UPDATE tokens t
-     SET cooling_until = greatest(t.cooling_until, v_now + make_interval(secs => ceil(round(p_seconds * 1000000) / 1000) / 1000))
+     SET cooling_until = greatest(t.cooling_until, v_now + make_interval(secs => greatest(1, ceil(round(p_seconds * 1000000) / 1000)) / 1000))
    WHERE t.id = p_token;
   PERFORM tp_token_event('cooling', p_token);
   outcome := 'cooling';

@@ -47,6 +47,15 @@ describeEachBackend('security', (backend) => {
     assert.equal((await app.inject({ url: '/api/stats', remoteAddress: '10.0.0.9' })).statusCode, 200)
   })
 
+  test('rate limiting counts admin attempts without the right: guessing ADMIN_TOKEN meets the limit too', async (t) => {
+    const app = await appWith(t, backend, { rateLimitPerMinute: 3, adminToken: 'guess-me' })
+    const codes = []
+    for (let i = 0; i < 5; i++) {
+      codes.push((await app.inject({ method: 'POST', url: '/api/pools', headers: { authorization: `Bearer guess-${i}` }, ...json({ name: `p${i}` }) })).statusCode)
+    }
+    assert.deepEqual(codes, [401, 401, 401, 429, 429])
+  })
+
   test('off by default: a burst goes through', async (t) => {
     const app = await appWith(t, backend, {})
     const codes = await Promise.all(Array.from({ length: 50 }, async () => (await app.inject('/api/stats')).statusCode))

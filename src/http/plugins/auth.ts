@@ -34,7 +34,11 @@ export class Access {
     return this.hasAdminToken(request)
   }
 
-  /** An onRequest hook for admin routes: a caller without the right is told so before anything about its request. */
+  /**
+   * A preValidation hook for admin routes: after the rate limit (onRequest), which must count
+   * a caller guessing the token, and before the body is judged, so that a caller without
+   * the right is told so first.
+   */
   readonly requireAdmin = async (request: FastifyRequest): Promise<void> => {
     if (this.isAdmin(request)) return
     throw new PoolError('unauthorized', this.expected === undefined

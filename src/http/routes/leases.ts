@@ -60,7 +60,7 @@ const leaseRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }
         ...(params === undefined ? {} : { params }),
         response: { 200: Cleared, ...errors(401, 404, 413, 415, 422, 429, 503) },
       },
-      onRequest: access.requireAdmin,
+      preValidation: access.requireAdmin,
     }, async (request) => ({ data: { cleared_tokens: await pool.clear(poolOf(request.params)) } }))
   }
 

@@ -28,7 +28,7 @@ const poolRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }>
       body: CreatePoolBody,
       response: { 201: Type.Object({ data: Pool }), ...errors(400, 401, 409, 413, 415, 422, 429, 503) },
     },
-    onRequest: access.requireAdmin,
+    preValidation: access.requireAdmin,
   }, async (request, reply) => {
     const { name, ...settings } = request.body
     const created = await pool.createPool(name, settings)
@@ -44,7 +44,7 @@ const poolRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }>
       body: UpdatePoolBody,
       response: { 200: Type.Object({ data: Pool }), ...errors(400, 401, 404, 409, 413, 415, 422, 429, 503) },
     },
-    onRequest: access.requireAdmin,
+    preValidation: access.requireAdmin,
   }, async (request) => {
     const { name, ...changes } = request.body
     if (name !== undefined && name !== request.params.pool) {
@@ -64,7 +64,7 @@ const poolRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }>
       querystring: DeleteQuery,
       response: { 200: Type.Object({ data: Type.Object({ name: Type.String(), deleted: Type.Boolean() }) }), ...errors(401, 404, 409, 422, 429, 503) },
     },
-    onRequest: access.requireAdmin,
+    preValidation: access.requireAdmin,
   }, async (request) => {
     await pool.deletePool(request.params.pool, request.query.force ?? false)
     return { data: { name: request.params.pool, deleted: true } }

@@ -85,7 +85,7 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
         body: DisableBody,
         response: { 200: Type.Object({ data: Type.Object({ token: TokenDetail, ended_lease: Nullable(EndedLease) }) }), ...errors(400, 401, 404, 413, 415, 422, 429, 503) },
       },
-      onRequest: access.requireAdmin,
+      preValidation: access.requireAdmin,
     }, async (request) => {
       const viewer = access.viewer(request)
       const { token, endedLease } = await pool.disable(tokenIdOf(request.params), request.body.reason ?? null, scopeOf(request.params))
@@ -100,7 +100,7 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
         params,
         response: { 200: Type.Object({ data: Type.Object({ token: TokenDetail }) }), ...errors(401, 404, 413, 415, 422, 429, 503) },
       },
-      onRequest: access.requireAdmin,
+      preValidation: access.requireAdmin,
     }, async (request) => ({ data: { token: present.tokenDetail(await pool.enable(tokenIdOf(request.params), scopeOf(request.params)), access.viewer(request)) } }))
 
     app.patch(`${prefix}/tokens/:token_id`, {
@@ -112,7 +112,7 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
         body: LabelBody,
         response: { 200: Type.Object({ data: TokenDetail }), ...errors(400, 401, 404, 413, 415, 422, 429, 503) },
       },
-      onRequest: access.requireAdmin,
+      preValidation: access.requireAdmin,
     }, async (request) => ({ data: present.tokenDetail(await pool.label(tokenIdOf(request.params), request.body.label, scopeOf(request.params)), access.viewer(request)) }))
   }
 }

@@ -78,7 +78,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }
           ...errors(401, 404, 422, 429, 503),
         },
       },
-      onRequest: access.requireAdmin,
+      preValidation: access.requireAdmin,
     }, async (request, reply) => {
       const name = poolOf(request.params)
       const { since, until, format = 'ndjson' } = request.query
