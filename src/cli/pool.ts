@@ -20,7 +20,7 @@ const SETTINGS_HELP = `Settings (see docs/api.md#settings for what each allows):
   --usage-window-hours H        usage counts go back to 0 at the end of each window
   --on-exhausted POLICY         evict_oldest or reject
   --max-wait-seconds S          the longest wait_seconds an allocation may ask for (0-300; 0: no waiting)
-  --cooldown-max-seconds S      the longest cooldown
+  --cooldown-max-seconds S      the longest cooldown, 1 to 604800
   --user-quota N|none           new leases one user may take per window; none: no limit`
 
 /** The settings given as flags, checked for their form (the service checks their ranges). */
@@ -37,7 +37,7 @@ function settingsOf (values: RemoteContext['values']): PoolChanges {
     changes.on_exhausted = policy
   }
   set('max_wait_seconds', numberFlag(values, 'max-wait-seconds', { min: 0 }))
-  set('cooldown_max_seconds', numberFlag(values, 'cooldown-max-seconds', { above: 0 }))
+  set('cooldown_max_seconds', numberFlag(values, 'cooldown-max-seconds', { min: 1, max: 604_800 }))
   if (values['user-quota'] === 'none' || values['user-quota'] === 'null') changes.user_quota = null
   else set('user_quota', numberFlag(values, 'user-quota', { integer: true, min: 0 }))
   return changes

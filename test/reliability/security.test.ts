@@ -51,7 +51,8 @@ describeEachBackend('security', (backend) => {
     const app = await appWith(t, backend, { rateLimitPerMinute: 3, adminToken: 'guess-me' })
     const codes = []
     for (let i = 0; i < 5; i++) {
-      codes.push((await app.inject({ method: 'POST', url: '/api/pools', headers: { authorization: `Bearer guess-${i}` }, ...json({ name: `p${i}` }) })).statusCode)
+      const headers = { authorization: `Bearer guess-${i}`, 'content-type': 'application/json' }
+      codes.push((await app.inject({ method: 'POST', url: '/api/pools', headers, payload: JSON.stringify({ name: `p${i}` }) })).statusCode)
     }
     assert.deepEqual(codes, [401, 401, 401, 429, 429])
   })

@@ -74,7 +74,7 @@ export function callerGone (reply: FastifyReply): { signal: AbortSignal, stop: (
 }
 
 /** Past the next poll phase: timers come after this one, the check phase after the next poll. */
-async function oneLoopTurn (): Promise<void> {
+export async function oneLoopTurn (): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 0))
   await new Promise((resolve) => setImmediate(resolve))
 }

@@ -7,7 +7,7 @@ import type { Access } from '../plugins/auth.js'
 import * as present from '../present.js'
 import { errors, Nullable } from '../schemas/common.js'
 import { CooldownBody, CooldownResult, DisableBody, EndedLease, LabelBody, TokenDetail } from '../schemas/tokens.js'
-import { callerGone } from './allocate-answer.js'
+import { callerGone, oneLoopTurn } from './allocate-answer.js'
 import { POOL_PREFIX, scopeOf, TokenInPoolParams, TokenParams, tokenIdOf } from './scopes.js'
 
 const tags = ['token health']
@@ -53,6 +53,8 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
         const gone = callerGone(reply)
         try {
           const next = await pool.allocate(userId, token.pool, { waitSeconds, signal: gone.signal })
+          // As for a waiting allocate: a hang-up as the turn came must be seen before answering.
+          if (waitSeconds > 0 && !gone.signal.aborted) await oneLoopTurn()
           if (gone.signal.aborted) {
             await pool.release(next.tokenId, userId, next.pool).catch(() => {})
             return reply
