@@ -20,11 +20,10 @@ export async function listenProblem (host: string, port: number): Promise<string
 
 /** What `serve` is about to open, said before the wait; never the password. */
 export function describeDatabase (url: string | undefined): string {
-  if (url === undefined) return 'starting the embedded database (PGlite in ./data); the first start takes a few seconds'
-  if (url === 'memory://') return 'starting the embedded database (PGlite in memory); this takes a few seconds'
-  if (url.startsWith('file://')) return `starting the embedded database (PGlite in ${new URL(url).pathname}); the first start takes a few seconds`
-  const { hostname, port, pathname } = new URL(url)
-  return `connecting to PostgreSQL at ${hostname}:${port || 5432}${pathname}`
+  const where = whereIs(url)
+  if (url === 'memory://') return `starting the embedded database (PGlite ${where}); this takes a few seconds`
+  if (url === undefined || url.startsWith('file://')) return `starting the embedded database (PGlite ${where}); the first start takes a few seconds`
+  return `connecting to PostgreSQL ${where}`
 }
 
 /** A failure to start that is the setting's or the environment's, not a bug: one line, no stack. */
@@ -35,6 +34,7 @@ export function databaseProblem (url: string | undefined, err: unknown): Startup
   return new StartupError(`cannot use the database ${whereIs(url)} (DATABASE_URL): ${err instanceof Error ? err.message : String(err)}`)
 }
 
+/** Where DATABASE_URL points, for a person: a directory, memory, or host:port/database. */
 function whereIs (url: string | undefined): string {
   if (url === undefined) return 'in ./data'
   if (url === 'memory://') return 'in memory'
