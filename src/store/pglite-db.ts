@@ -1,5 +1,7 @@
+import { fork } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { PGlite, type PGliteOptions } from '@electric-sql/pglite'
 import { btree_gist as btreeGist } from '@electric-sql/pglite/contrib/btree_gist'
 import type { Db, Session } from './db.js'
@@ -18,16 +20,25 @@ export async function openPglite (dataDir: string | undefined): Promise<Db> {
     extensions: PGLITE_EXTENSIONS,
     startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${SHARED_BUFFERS}`],
   }
-  // A new directory is made by initdb inside the first instance, whose heap keeps the
-  // ~400 MB that took for the life of the process: open it again, and let that one go.
-  const fresh = dataDir !== undefined && !existsSync(join(dataDir, 'PG_VERSION'))
-  let pg = await PGlite.create(dataDir, options)
-  if (fresh) {
-    await pg.close()
-    pg = await PGlite.create(dataDir, options)
-  }
-  const opened = pg
-  return pgliteDb(opened, async () => { await opened.close() })
+  if (dataDir !== undefined && !existsSync(join(dataDir, 'PG_VERSION'))) await initdbApart(dataDir)
+  const pg = await PGlite.create(dataDir, options)
+  return pgliteDb(pg, async () => { await pg.close() })
+}
+
+/**
+ * initdb grows the WebAssembly heap by ~150 MB, which a WebAssembly memory never gives back
+ * (not even to the OS once the instance is closed, nor when run in a worker thread): run it
+ * in a child process that takes that memory with it. If the child fails, the caller's own
+ * open runs initdb and reports the real error.
+ */
+export async function initdbApart (dataDir: string): Promise<void> {
+  // Beside this module, as .ts under tsx (the child inherits --import tsx) or .js in dist.
+  const script = fileURLToPath(import.meta.url).replace(/pglite-db\.(ts|js)$/, 'pglite-initdb.$1')
+  await new Promise<void>((resolve) => {
+    const child = fork(script, [dataDir], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] })
+    child.once('error', () => { resolve() })
+    child.once('exit', () => { resolve() })
+  })
 }
 
 /** The Db seam over an open PGlite instance; `close` decides what closing means (tests share one instance). */

@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { initdbApart, openPglite } from '../../src/store/pglite-db.js'
+
+test('a new PGlite directory is made by a child process, and the server opens it after', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'token-pool-initdb-'))
+  t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+  const dataDir = join(dir, 'data')
+
+  await initdbApart(dataDir)
+  assert.ok(existsSync(join(dataDir, 'PG_VERSION')), 'the child ran initdb')
+
+  const db = await openPglite(dataDir)
+  try {
+    const [row] = await db.query<{ one: number }>('SELECT 1 AS one')
+    assert.equal(row?.one, 1)
+  } finally {
+    await db.close()
+  }
+})
+
+test('a directory the child cannot make is left to the open, which reports the real error', async () => {
+  await initdbApart('/proc/token-pool-cannot-be-here') // resolves: the child's failure is not the answer
+  await assert.rejects(openPglite('/proc/token-pool-cannot-be-here'))
+})
