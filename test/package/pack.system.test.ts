@@ -134,7 +134,9 @@ test('the client-only package installs without the service and works against one
   t.after(() => { rmSync(work, { recursive: true, force: true }) })
 
   const { filename, files } = pack(join(ROOT, 'client'), work)
-  for (const f of ['package.json', 'README.md', 'dist/client/index.js', 'dist/client/index.d.ts']) assert.ok(files.includes(f), `the package has ${f}`)
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'dist/client/index.js', 'dist/client/index.d.ts']) assert.ok(files.includes(f), `the package has ${f}`)
+  const versionOf = (dir: string): string => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).version
+  assert.equal(versionOf(join(ROOT, 'client')), versionOf(ROOT), 'the client is released with the service, under its version')
   assert.ok(!files.some((f) => f.startsWith('dist/store/') || f.startsWith('dist/http/routes/') || f.startsWith('dist/pool/')), 'none of the service')
 
   const project = installInNewProject(work, filename)
