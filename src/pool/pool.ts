@@ -444,7 +444,8 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   /** One page of a pool's tokens in creation order, with the whole pool's counts. */
   async list (pool: string = DEFAULT_POOL, opts: { status?: TokenStatus, limit?: number, cursor?: string } = {}): Promise<TokenPage & { counts: PoolHead }> {
     const limit = opts.limit ?? 10_000
-    const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor)
+    const scope = `pool/${pool}`
+    const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor, scope)
     const state = await this.poolState(pool)
     const rows = state.page(opts.status, after, limit + 1)
     const page = rows.slice(0, limit)
@@ -452,7 +453,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     return {
       counts: this.headOf(state),
       tokens: page.map((t) => state.view(t)!),
-      nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.position) : null,
+      nextCursor: rows.length > limit && last !== undefined ? encodeCursor(scope, last.position) : null,
     }
   }
 
@@ -492,7 +493,8 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
   }
 
   async history (tokenId: Id, limit: number, cursor: string | undefined, pool?: string): Promise<{ usages: Usage[], nextCursor: string | null }> {
-    const before = cursor === undefined ? undefined : decodeCursor(cursor)
+    const scope = `token/${tokenId}`
+    const before = cursor === undefined ? undefined : decodeCursor(cursor, scope)
     const rows = await read(async () => await usages.history(this.db, tokenId, limit + 1, before))
     // A usage names its token's pool; only a page without any asks which pool the token is in.
     const owner = rows[0]?.pool ?? await read(async () => await pools.poolOfToken(this.db, tokenId))
@@ -502,7 +504,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     }
     const page = rows.slice(0, limit)
     const last = page.at(-1)
-    return { usages: page.map(usage), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.id) : null }
+    return { usages: page.map(usage), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(scope, last.id) : null }
   }
 
   /** Every usage of a pool started in [since, until), oldest first, a page at a time. */

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import { build, json, overlaps, travel } from '../helpers/app.js'
 import { describeEachBackend } from '../helpers/db.js'
+import { assertError } from '../helpers/errors.js'
 
 const allocate = async (app: Awaited<ReturnType<typeof build>>['app'], user = randomUUID()) =>
   (await app.inject({ method: 'POST', url: '/api/tokens/allocate', ...json({ user_id: user }) })).json().data
@@ -135,6 +136,11 @@ describeEachBackend('lease lifecycle', (backend) => {
     const full = (await app.inject(`/api/tokens/${tokenId}/history?limit=500`)).json()
     assert.deepEqual(full.data.usages.map((u: { user_id: string }) => u.user_id), seen)
     assert.equal(full.meta.next_cursor, null)
+    // The cursor belongs to this token's history: on another token's it would skip usages.
+    assert.equal((await app.inject({ method: 'POST', url: '/api/pools', payload: { name: 'other', size: 1 } })).statusCode, 201)
+    const other = (await app.inject('/api/pools/other/tokens')).json().data[0].id
+    const mine = (await app.inject(`/api/tokens/${tokenId}/history?limit=1`)).json().meta.next_cursor
+    assertError(await app.inject(`/api/tokens/${other}/history?limit=1&cursor=${mine}`), 422, 'validation_failed', 'cursor')
     const [first, ...rest] = full.data.usages
     assert.equal(first.released_at, null)
     assert.equal(first.release_reason, null)

@@ -404,7 +404,11 @@ describeEachBackend('pools over HTTP', (backend) => {
     assert.deepEqual(JSON.parse((await c.send('GET', '/api/pools/paged/tokens?status=disabled')).body).data.map((x: { id: string }) => x.id), [disabled])
     assertError(await c.send('GET', '/api/pools/paged/tokens?limit=10001'), 422, 'validation_failed', 'limit')
     assertError(await c.send('GET', '/api/pools/paged/tokens?limit=0'), 422, 'validation_failed', 'limit')
-    assertError(await c.send('GET', '/api/pools/paged/tokens?cursor=%%%'), 422, 'validation_failed', 'cursor')
+    assertError(await c.send('GET', '/api/pools/paged/tokens?cursor=bogus'), 422, 'validation_failed', 'cursor')
+    // A cursor pages the list that gave it out: another pool's is refused, not read as a position.
+    const paged = (await c.send('GET', '/api/pools/paged/tokens?limit=2')).json().meta.next_cursor
+    assertError(await c.send('GET', `/api/pools/default/tokens?limit=2&cursor=${paged}`), 422, 'validation_failed', 'cursor')
+    assert.equal((await c.send('GET', `/api/pools/paged/tokens?limit=2&cursor=${paged}`)).statusCode, 200)
   })
 
   test('stats: least_used_limit caps the list, least_used_count counts every token at the minimum', async (t) => {

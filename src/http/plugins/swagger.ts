@@ -216,7 +216,7 @@ export const EXAMPLES: Record<string, Record<string, Record<string, { summary?: 
               { lease_id: 4650, user_id: OTHER, started_at: '2026-11-23T14:20:00.000Z', expires_at: '2026-11-23T14:22:00.000Z', released_at: '2026-11-23T14:22:00.000Z', release_reason: 'expired' },
             ],
           },
-          meta: { next_cursor: 'djE6NDY1MA' },
+          meta: { next_cursor: 'djI6dG9rZW4vYzg4MTM1ODItMTAxNi00OTBhLTg1MjctOGY0YTc1N2ZkMjEzOjQ2NTA' },
         },
       },
     },
