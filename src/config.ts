@@ -1,4 +1,4 @@
-import { EXHAUSTION_POLICIES, type ExhaustionPolicy, type PoolSettings } from './domain/types.js'
+import { EXHAUSTION_POLICIES, MIN_DURATION_SECONDS, MIN_WINDOW_HOURS, type ExhaustionPolicy, type PoolSettings } from './domain/types.js'
 
 export interface Config {
   port: number
@@ -40,9 +40,10 @@ const integer = (min: number, max: number) => (raw: string) => {
   return n
 }
 
-const positive = (max: number) => (raw: string) => {
+/** A length of time from 1 ms (`min` in the variable's unit) to `max`. */
+const duration = (min: number, max: number, unit: string) => (raw: string) => {
   const n = Number(raw)
-  if (raw.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) throw new Error(`must be a number above 0 and at most ${max}`)
+  if (raw.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new Error(`must be a number of ${unit} from 1 ms to ${max}`)
   return n
 }
 
@@ -75,9 +76,9 @@ const SETTINGS: Record<keyof Config, Setting> = {
     },
   },
   poolSize: { env: 'POOL_SIZE', parse: integer(1, 1_000_000), fallback: 100 },
-  leaseTtlSeconds: { env: 'LEASE_TTL_SECONDS', parse: positive(86_400), fallback: 120 },
-  leaseMaxSeconds: { env: 'LEASE_MAX_SECONDS', parse: positive(86_400) },
-  usageWindowHours: { env: 'USAGE_WINDOW_HOURS', parse: positive(24 * 366), fallback: 24 },
+  leaseTtlSeconds: { env: 'LEASE_TTL_SECONDS', parse: duration(MIN_DURATION_SECONDS, 86_400, 'seconds'), fallback: 120 },
+  leaseMaxSeconds: { env: 'LEASE_MAX_SECONDS', parse: duration(MIN_DURATION_SECONDS, 86_400, 'seconds') },
+  usageWindowHours: { env: 'USAGE_WINDOW_HOURS', parse: duration(MIN_WINDOW_HOURS, 24 * 366, 'hours'), fallback: 24 },
   onExhausted: { env: 'ON_EXHAUSTED', parse: oneOf(EXHAUSTION_POLICIES), fallback: 'evict_oldest' },
   maxWaitSeconds: { env: 'MAX_WAIT_SECONDS', parse: between(0, 300), fallback: 60 },
   cooldownMaxSeconds: { env: 'COOLDOWN_MAX_SECONDS', parse: between(1, 604_800), fallback: 3600 },

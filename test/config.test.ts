@@ -31,7 +31,7 @@ describe('configuration', () => {
   })
 
   for (const [env, value] of [['POOL_SIZE', '0'], ['POOL_SIZE', '1.5'], ['PORT', '70000'], ['LEASE_TTL_SECONDS', '0'], ['LEASE_TTL_SECONDS', '86401'],
-    ['LEASE_TTL_SECONDS', 'soon'], ['USAGE_WINDOW_HOURS', '-1'], ['ON_EXHAUSTED', 'panic'], ['LOG_LEVEL', 'loud'], ['DATABASE_URL', 'mysql://x'],
+    ['LEASE_TTL_SECONDS', 'soon'], ['LEASE_TTL_SECONDS', '0.0009'], ['LEASE_MAX_SECONDS', '1e-9'], ['USAGE_WINDOW_HOURS', '-1'], ['USAGE_WINDOW_HOURS', '1e-10'], ['ON_EXHAUSTED', 'panic'], ['LOG_LEVEL', 'loud'], ['DATABASE_URL', 'mysql://x'],
     ['LEASE_MAX_SECONDS', '86401'], ['MAX_WAIT_SECONDS', '301'], ['COOLDOWN_MAX_SECONDS', '0'], ['COOLDOWN_MAX_SECONDS', '604801'],
     ['USER_QUOTA', '-1'], ['USER_QUOTA', '1.5']] as const) {
     test(`${env}=${value} is refused with a line naming ${env}`, () => {

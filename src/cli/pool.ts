@@ -1,3 +1,4 @@
+import { MIN_DURATION_SECONDS } from '../domain/types.js'
 import type { CreatePool, PoolChanges } from '../client/index.js'
 import { poolText } from './pools.js'
 import { EXIT, numberFlag, remote, type RemoteContext, UsageError } from './remote.js'
@@ -28,8 +29,8 @@ function settingsOf (values: RemoteContext['values']): PoolChanges {
   const changes: PoolChanges = {}
   const set = <K extends keyof PoolChanges>(key: K, value: PoolChanges[K] | undefined) => { if (value !== undefined) changes[key] = value }
   set('size', numberFlag(values, 'size', { integer: true, min: 1 }))
-  set('lease_ttl_seconds', numberFlag(values, 'lease-ttl-seconds', { above: 0 }))
-  set('lease_max_seconds', numberFlag(values, 'lease-max-seconds', { above: 0 }))
+  set('lease_ttl_seconds', numberFlag(values, 'lease-ttl-seconds', { min: MIN_DURATION_SECONDS }))
+  set('lease_max_seconds', numberFlag(values, 'lease-max-seconds', { min: MIN_DURATION_SECONDS }))
   set('usage_window_hours', numberFlag(values, 'usage-window-hours', { above: 0 }))
   const policy = values['on-exhausted']
   if (policy !== undefined) {

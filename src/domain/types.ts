@@ -26,6 +26,13 @@ export const DEFAULT_POOL = 'default'
 /** 1–63 of [a-z0-9_-], starting with a letter or digit. */
 export const POOL_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$'
 
+/**
+ * The shortest lease, cap and usage window: 1 ms. The database keeps times to the µs, so a
+ * shorter one could end where it starts (a lease never active, a window of zero length).
+ */
+export const MIN_DURATION_SECONDS = 0.001
+export const MIN_WINDOW_HOURS = MIN_DURATION_SECONDS / 3600
+
 /** A pool's settings, named as users and the database name them. */
 export interface PoolSettings {
   size: number

@@ -81,6 +81,11 @@ describeEachBackend('pools over HTTP', (backend) => {
     assertError(await c.create('fine', { size: 0 }), 422, 'validation_failed', 'size')
     assertError(await c.create('fine', { size: 1_000_001 }), 422, 'validation_failed', 'size')
     assertError(await c.create('fine', { lease_ttl_seconds: 0 }), 422, 'validation_failed', 'lease_ttl_seconds')
+    // Under 1 ms a lease could end where it starts (times are kept to the µs) and a window be empty.
+    assertError(await c.create('fine', { lease_ttl_seconds: 1e-9 }), 422, 'validation_failed', 'lease_ttl_seconds')
+    assertError(await c.create('fine', { lease_ttl_seconds: 0.0009 }), 422, 'validation_failed', 'lease_ttl_seconds')
+    assertError(await c.create('fine', { lease_ttl_seconds: 0.0005, lease_max_seconds: 0.0009 }), 422, 'validation_failed')
+    assertError(await c.create('fine', { usage_window_hours: 1e-10 }), 422, 'validation_failed', 'usage_window_hours')
     assertError(await c.create('fine', { on_exhausted: 'panic' }), 422, 'validation_failed', 'on_exhausted')
     assertError(await c.create('fine', { cooldown_max_seconds: 604_801 }), 422, 'validation_failed', 'cooldown_max_seconds')
     assertError(await c.create('fine', { cooldown_max_seconds: 0.5 }), 422, 'validation_failed', 'cooldown_max_seconds')
@@ -107,6 +112,13 @@ describeEachBackend('pools over HTTP', (backend) => {
       assertError(await c.send('GET', `/api/pools/${bad}/tokens`), 422, 'validation_failed', 'pool')
       assertError(await c.allocate(bad), 422, 'validation_failed', 'pool')
     }
+    // 1 ms is allowed, and is a real lease of 1 ms in a real window; the table refuses less too.
+    assert.equal((await c.create('tiny', { size: 1, lease_ttl_seconds: 0.001, usage_window_hours: 0.001 / 3600 })).statusCode, 201)
+    const tiny = (await c.allocate('tiny')).json().data
+    assert.equal(Date.parse(tiny.expires_at) - Date.parse(tiny.started_at), 1)
+    await assert.rejects(db.query('UPDATE pools SET lease_ttl_seconds = 1e-9, lease_max_seconds = 1e-9 WHERE name = $1', ['tiny']))
+    await assert.rejects(db.query('UPDATE pools SET usage_window_hours = 1e-10 WHERE name = $1', ['tiny']))
+    assert.equal((await c.send('DELETE', '/api/pools/tiny?force=true')).statusCode, 200)
   })
 
   test('an unknown pool is 404 not_found on every pool route', async (t) => {

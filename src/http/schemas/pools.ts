@@ -1,13 +1,13 @@
 import { Type, type Static } from 'typebox'
-import { EXHAUSTION_POLICIES, POOL_NAME_PATTERN } from '../../domain/types.js'
+import { EXHAUSTION_POLICIES, MIN_DURATION_SECONDS, MIN_WINDOW_HOURS, POOL_NAME_PATTERN } from '../../domain/types.js'
 import { NullableInput, StringEnum } from './common.js'
 import { PoolCounts } from './tokens.js'
 
 const settings = {
   size: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'tokens in the pool' }),
-  lease_ttl_seconds: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, description: 'length of a new lease and of each renewal (fractions allowed)' }),
-  lease_max_seconds: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, description: 'the hard cap from started_at; at least lease_ttl_seconds (default: equal to it)' }),
-  usage_window_hours: Type.Number({ exclusiveMinimum: 0, maximum: 8784, description: 'the usage window (fractions allowed)' }),
+  lease_ttl_seconds: Type.Number({ minimum: MIN_DURATION_SECONDS, maximum: 86_400, description: 'length of a new lease and of each renewal, 1 ms to 1 day (fractions allowed)' }),
+  lease_max_seconds: Type.Number({ minimum: MIN_DURATION_SECONDS, maximum: 86_400, description: 'the hard cap from started_at; at least lease_ttl_seconds (default: equal to it)' }),
+  usage_window_hours: Type.Number({ minimum: MIN_WINDOW_HOURS, maximum: 8784, description: 'the usage window, 1 ms to 366 days (fractions allowed)' }),
   on_exhausted: StringEnum(EXHAUSTION_POLICIES, 'when no token is free: evict the oldest lease, or refuse'),
   max_wait_seconds: Type.Number({ minimum: 0, maximum: 300, description: 'the longest wait_seconds an allocation (or a cooldown with reallocate) may ask for; more is a 422, never capped. 0: no waiting' }),
   cooldown_max_seconds: Type.Number({ minimum: 1, maximum: 604_800, description: 'the longest cooldown, 1 s to 7 days' }),
