@@ -5,7 +5,7 @@ import type { EventFeed } from '../pool/events.js'
 import type { TokenPool } from '../pool/pool.js'
 import errors from './plugins/errors.js'
 import dashboard from './plugins/dashboard.js'
-import security, { frameworkErrors } from './plugins/security.js'
+import security, { checkQueryString, frameworkErrors } from './plugins/security.js'
 import metrics from './plugins/metrics.js'
 import openapi from './plugins/swagger.js'
 import { ErrorBody } from './schemas/common.js'
@@ -73,6 +73,8 @@ export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, 
   app.addHook('preValidation', async (request) => {
     if (request.body === undefined && request.routeOptions.schema?.body !== undefined) request.body = {}
   })
+
+  app.addHook('onRequest', checkQueryString)
 
   app.addSchema(ErrorBody)
   await app.register(errors)

@@ -54,11 +54,19 @@ describeEachBackend('bad input gets a clear error and changes nothing', (backend
     assertError(await app.inject(`/api/tokens/${unknown}`), 404, 'not_found')
     assertError(await app.inject(`/api/tokens/${unknown}/history`), 404, 'not_found')
     assertError(await app.inject({ method: 'POST', url: `/api/tokens/${unknown}/release`, ...json({ user_id: lease.user_id }) }), 404, 'not_found')
-    for (const q of ['limit=0', 'limit=501', 'limit=abc', 'limit=1.5', 'cursor=bogus', 'cursor=']) {
+    // An integer is written in digits: what Number() would also read ("1e1", "0x10", " 10") is not one.
+    for (const q of ['limit=0', 'limit=501', 'limit=abc', 'limit=1.5', 'limit=1e1', 'limit=0x10', 'limit=%2010', 'limit=', 'cursor=bogus', 'cursor=']) {
       assertError(await app.inject(`/api/tokens/${lease.token_id}/history?${q}`), 422, 'validation_failed', q.split('=')[0])
     }
     assertError(await app.inject('/api/tokens?status=leased'), 422, 'validation_failed', 'status')
     assertError(await app.inject('/api/tokens/%E0%A4%A'), 422, 'validation_failed', 'url')
+    // A bad %-escape in the query string too, wherever it is: not read as text, not ignored.
+    for (const q of ['limit=5&x=%ZZ', 'status=%ZZ', 'limit=%E0%A4', '%']) {
+      const res = await app.inject(`/api/tokens?${q}`)
+      assertError(res, 422, 'validation_failed', 'url')
+      assert.equal(res.json().error.details.location, 'querystring')
+    }
+    assert.equal((await app.inject('/api/tokens?status=available&limit=%31')).statusCode, 200, 'a good escape is read')
     assertError(await app.inject(`/api/pools/${'a'.repeat(600)}`), 422, 'validation_failed')
     assertError(await app.inject('/api/nothing-here'), 404, 'not_found')
     assertError(await app.inject({ method: 'DELETE', url: '/api/nothing-here' }), 404, 'not_found')

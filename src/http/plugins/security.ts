@@ -99,8 +99,27 @@ function drainOnClose (app: FastifyInstance): void {
  * Passed to Fastify as its `frameworkErrors` option.
  */
 export function frameworkErrors (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
-  const message = error.code === 'FST_ERR_BAD_URL' ? 'is malformed (a bad %-escape)' : 'has a parameter that is too long'
-  sendError(reply, new PoolError('validation_failed', `The URL ${message}.`, {
-    details: { field: 'url', location: 'params', issues: [{ field: 'url', message }] },
-  }))
+  const message = error.code === 'FST_ERR_BAD_URL' ? BAD_ESCAPE : 'has a parameter that is too long'
+  sendError(reply, malformedUrl('params', message))
 }
+
+const BAD_ESCAPE = 'is malformed (a bad %-escape)'
+
+/**
+ * The query string's parser reads a bad %-escape as text ("limit=5&x=%ZZ" would pass), so an
+ * onRequest hook checks it: the same 422 naming `url` as a bad escape in the path.
+ */
+export async function checkQueryString (request: FastifyRequest): Promise<void> {
+  const url = request.raw.url ?? ''
+  const start = url.indexOf('?')
+  if (start < 0 || !url.includes('%', start)) return
+  try {
+    decodeURIComponent(url.slice(start + 1))
+  } catch {
+    throw malformedUrl('querystring', BAD_ESCAPE)
+  }
+}
+
+const malformedUrl = (location: string, message: string): PoolError => new PoolError('validation_failed', `The URL ${message}.`, {
+  details: { field: 'url', location, issues: [{ field: 'url', message }] },
+})
