@@ -53,8 +53,9 @@ export interface TokenPage {
 const MAX_QUEUED = 10_000
 // Tokens read per statement when a whole pool is streamed or exported.
 const STREAM_PAGE = 5_000
-// Counts of an older window forgotten per statement by the sweep.
-const FORGET_STEP = 10_000
+// Counts of an older window forgotten per statement by the sweep; each statement holds the
+// pool's allocations while it runs (migration 0027), so it is kept short.
+const FORGET_STEP = 2_000
 // Events kept for clients that reconnect: at least this many, and at least the last hour.
 const KEEP_EVENTS = 100_000
 
@@ -457,9 +458,18 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     }
   }
 
-  /** Every token of a pool, a page at a time from the read model: no copy of the pool is made. */
-  async * streamTokens (pool: string, status?: TokenStatus): AsyncGenerator<TokenView> {
-    let state = await this.poolState(pool)
+  /**
+   * Every token of a pool, a page at a time from the read model (no copy of the pool is
+   * made), with the pool's counts. The one catch-up is made here, before the caller sends
+   * anything: a database failure is an error answer, never a body cut after its first byte.
+   */
+  async streamTokens (pool: string, status?: TokenStatus): Promise<{ counts: PoolHead, tokens: AsyncGenerator<TokenView> }> {
+    const state = await this.poolState(pool)
+    return { counts: this.headOf(state), tokens: this.tokensFrom(pool, state, status) }
+  }
+
+  private async * tokensFrom (pool: string, first: PoolState, status?: TokenStatus): AsyncGenerator<TokenView> {
+    let state = first
     let after: number | undefined
     for (;;) {
       // A page from the pool's current copy (a reload may have replaced it meanwhile).

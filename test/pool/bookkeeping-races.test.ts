@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { newId } from '../../src/domain/ids.js'
+import { build } from '../helpers/app.js'
+import { describeMultiConnection, heldSession } from '../helpers/db.js'
+import { until } from '../helpers/until.js'
+
+// Picks skip locked tokens (one another batch is granting is not free). Bookkeeping that
+// locks tokens which stay free (forgetting old counts, a label) must never make a batch
+// see fewer free tokens than there are: it takes the pool's turn, and the batch waits.
+describeMultiConnection('bookkeeping that locks free tokens, while a batch picks', () => {
+  const waitsForTurn = async (db: Awaited<ReturnType<typeof build>>['db']) => {
+    await until(async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"))[0]!.n > 0, 'the batch waits for its turn')
+  }
+
+  for (const policy of ['reject', 'evict_oldest'] as const) {
+    test(`forgetting old counts: the batch waits and takes a free token (${policy}: no 409, no eviction)`, async (t) => {
+      const { pool, db } = await build(t, 'postgres', { poolSize: 2, onExhausted: policy, leaseMaxSeconds: 3600 })
+      const holder = await pool.allocate(newId())
+      // Every token's count belongs to an older window: the sweep's forgetting will lock them.
+      await db.query("UPDATE tokens SET counted_window = now() - interval '10 days', usage_count = 5 WHERE pool = 'default' AND id <> $1", [holder.tokenId])
+      const lock = heldSession(db)
+      const s = await lock.s
+      await s.query('BEGIN')
+      assert.equal((await s.query<{ n: number }>("SELECT tp_forget_old_counts('default', 100) AS n"))[0]!.n, 1)
+      const asked = pool.allocate(newId()).then((l) => l, (err: { code?: string }) => err.code)
+      await waitsForTurn(db)
+      await s.query('COMMIT')
+      await lock.end()
+      const lease = await asked
+      assert.equal(typeof lease, 'object', `a token was free: ${String(lease)}`)
+      assert.notEqual((lease as { tokenId: string }).tokenId, holder.tokenId)
+      assert.equal((lease as { evictedUserId: string | null }).evictedUserId, null)
+    })
+  }
+
+  test('a label of a free token: the batch waits and takes it', async (t) => {
+    const { pool, db } = await build(t, 'postgres', { poolSize: 2, onExhausted: 'reject', leaseMaxSeconds: 3600 })
+    const holder = await pool.allocate(newId())
+    const [free] = await db.query<{ id: string }>("SELECT id FROM tokens WHERE pool = 'default' AND id <> $1", [holder.tokenId])
+    const lock = heldSession(db)
+    const s = await lock.s
+    await s.query('BEGIN')
+    await s.query('SELECT * FROM tp_label($1::uuid, $2)', [free!.id, 'key #2'])
+    const asked = pool.allocate(newId()).then((l) => l.tokenId, (err: { code?: string }) => err.code)
+    await waitsForTurn(db)
+    await s.query('COMMIT')
+    await lock.end()
+    assert.equal(await asked, free!.id)
+  })
+})
