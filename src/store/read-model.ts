@@ -15,6 +15,8 @@ export interface Changes {
   tokens: TokenRow[]
   /** users waiting per pool now */
   waiting: Record<string, number>
+  /** when the database server started: a change means it restarted */
+  db_started: string
 }
 
 /**
@@ -23,14 +25,17 @@ export interface Changes {
  * lengths: one round trip per batch of reads.
  */
 export async function changesAfter (db: Db, after: Position, skip: number[], limit: number): Promise<Changes> {
-  const [row] = await db.query<Changes>('SELECT * FROM tp_catch_up($1::xid8, $2::bigint, $3::bigint[], $4::int)', [after.xid, after.id, skip, limit])
+  const [row] = await db.query<Changes>(
+    'SELECT c.*, pg_postmaster_start_time()::text AS db_started FROM tp_catch_up($1::xid8, $2::bigint, $3::bigint[], $4::int) c',
+    [after.xid, after.id, skip, limit])
   return row!
 }
 
 /** The horizon and the time now: every event of a transaction below it is visible (or never will be). */
-export async function horizon (db: Db): Promise<{ horizon: string, at_ms: number }> {
-  const [row] = await db.query<{ horizon: string, at_ms: number }>(
-    'SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon, (extract(epoch FROM now()) * 1000)::float8 AS at_ms')
+export async function horizon (db: Db): Promise<{ horizon: string, at_ms: number, db_started: string }> {
+  const [row] = await db.query<{ horizon: string, at_ms: number, db_started: string }>(
+    `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon, (extract(epoch FROM now()) * 1000)::float8 AS at_ms,
+            pg_postmaster_start_time()::text AS db_started`)
   return row!
 }
 

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { TokenStatus } from '../../domain/types.js'
-import type { TokenPool } from '../../pool/pool.js'
+import type { TokenView } from '../../domain/types.js'
+import type { PoolHead, TokenPool } from '../../pool/pool.js'
 import type { Access } from '../plugins/auth.js'
 import * as present from '../present.js'
 import { errors, StringEnum } from '../schemas/common.js'
@@ -43,8 +43,8 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }
         const page = await pool.list(name, { status, limit: limit ?? 100, cursor })
         return { data: page.tokens.map((t) => present.tokenSummary(t, viewer)), meta: { ...present.head(page.counts), next_cursor: page.nextCursor } }
       }
-      await pool.head(name) // 404 before the stream starts
-      return await reply.type('application/json; charset=utf-8').send(Readable.from(streamList(pool, name, status, viewer)) as never)
+      const { counts, tokens } = await pool.streamTokens(name, status) // a 404 or 503 before the stream starts
+      return await reply.type('application/json; charset=utf-8').send(Readable.from(streamList(tokens, counts, viewer)) as never)
     })
 
     app.get(`${prefix}/stats`, {
@@ -127,11 +127,11 @@ const tokenRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }
 }
 
 /** The whole pool as one JSON document, a page at a time: constant memory for any size. */
-async function * streamList (pool: TokenPool, name: string, status: TokenStatus | undefined, viewer: present.Viewer) {
+async function * streamList (tokens: AsyncGenerator<TokenView>, counts: PoolHead, viewer: present.Viewer) {
   yield '{"data":['
   let chunk: string[] = []
   let first = true
-  for await (const t of pool.streamTokens(name, status)) {
+  for await (const t of tokens) {
     chunk.push(JSON.stringify(present.tokenSummary(t, viewer)))
     // A chunk per thousand tokens: a write per token costs more than the JSON itself.
     if (chunk.length === 1000) {
@@ -141,7 +141,7 @@ async function * streamList (pool: TokenPool, name: string, status: TokenStatus 
     }
   }
   if (chunk.length > 0) yield (first ? '' : ',') + chunk.join(',')
-  yield `],"meta":${JSON.stringify({ ...present.head(await pool.head(name)), next_cursor: null })}}`
+  yield `],"meta":${JSON.stringify({ ...present.head(counts), next_cursor: null })}}`
 }
 
 export default tokenRoutes

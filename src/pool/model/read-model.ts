@@ -31,6 +31,8 @@ export class ReadModel {
   private waiting: Record<string, number> = {}
   private now = 0
   private builtAt: number | undefined
+  /** when the database server the copy was built from started */
+  private dbStarted: string | undefined
   private lastCaughtUp = 0
   /** counts catch-ups: reads answered at one generation see the same copy at the same now */
   generation = 0
@@ -53,16 +55,20 @@ export class ReadModel {
 
   /**
    * Brings the copy up to every change committed before this call. Calls that come while
-   * a catch-up runs share the next one: its snapshot is taken after they began.
+   * a catch-up runs share the next one: its snapshot is taken after they began. If the
+   * running one fails they fail with it, rather than wait out a second statement timeout.
    */
   async catchUp (): Promise<void> {
     if (this.running === undefined) {
       this.running = this.step().finally(() => { this.running = undefined })
       return await this.running
     }
-    this.queued ??= this.running.catch(() => {}).then(async () => {
+    this.queued ??= this.running.then(async () => {
       this.queued = undefined
       await this.catchUp()
+    }, (err: unknown) => {
+      this.queued = undefined
+      throw err
     })
     return await this.queued
   }
@@ -89,6 +95,12 @@ export class ReadModel {
     if (this.builtAt === undefined || performance.now() - this.lastCaughtUp > REBUILD_AFTER_MS) await this.build()
     for (;;) {
       const changes = await store.changesAfter(this.db, this.cursor, [...this.applied.keys()], EVENTS_PER_READ)
+      // After a crash, PostgreSQL gives out again the transaction ids that never reached its
+      // log: events could then commit below the cursor. A restarted database is read anew.
+      if (changes.db_started !== this.dbStarted) {
+        await this.build()
+        continue
+      }
       await this.apply(changes)
       if (changes.events.length < EVENTS_PER_READ) break
     }
@@ -98,7 +110,7 @@ export class ReadModel {
 
   /** Everything read again; the log is followed from before the first read. */
   private async build (): Promise<void> {
-    const { horizon: xmin, at_ms: now } = await store.horizon(this.db)
+    const { horizon: xmin, at_ms: now, db_started: dbStarted } = await store.horizon(this.db)
     const states = await Promise.all((await store.poolRows(this.db)).map(async (row) => await this.read(row, now)))
     // Everything of a transaction below the horizon is in the rows just read; the rest is
     // read again from the log (reading a token again is harmless: it is its current row).
@@ -108,6 +120,7 @@ export class ReadModel {
     this.byId.clear()
     for (const state of states) this.swap(state.name, state)
     this.now = Math.max(this.now, now)
+    this.dbStarted = dbStarted
     this.builtAt = performance.now()
   }
 
