@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PGlite, type PGliteOptions } from '@electric-sql/pglite'
 import { btree_gist as btreeGist } from '@electric-sql/pglite/contrib/btree_gist'
+import { lockDataDir } from './data-dir-lock.js'
 import type { Db, Session } from './db.js'
 
 /** The extensions our migrations need, loaded into every PGlite instance. */
@@ -20,9 +21,25 @@ export async function openPglite (dataDir: string | undefined): Promise<Db> {
     extensions: PGLITE_EXTENSIONS,
     startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${SHARED_BUFFERS}`],
   }
-  if (dataDir !== undefined && !existsSync(join(dataDir, 'PG_VERSION'))) await initdbApart(dataDir)
-  const pg = await PGlite.create(dataDir, options)
-  return pgliteDb(pg, async () => { await pg.close() })
+  if (dataDir === undefined) {
+    const pg = await PGlite.create(undefined, options)
+    return pgliteDb(pg, async () => { await pg.close() })
+  }
+  const unlock = await lockDataDir(dataDir)
+  try {
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) await initdbApart(dataDir)
+    const pg = await PGlite.create(dataDir, options)
+    return pgliteDb(pg, async () => {
+      try {
+        await pg.close()
+      } finally {
+        unlock()
+      }
+    })
+  } catch (err) {
+    unlock()
+    throw err
+  }
 }
 
 /**

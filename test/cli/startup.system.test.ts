@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
-import { fileURLToPath } from 'node:url'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { describe, test } from 'node:test'
 import { describeDatabase, listenProblem } from '../../src/cli/startup.js'
+import { startServer } from '../helpers/server.js'
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
 
@@ -49,6 +53,27 @@ describe('the first five minutes of serve', () => {
     t.after(() => { server.close() })
     assert.equal(await listenProblem('127.0.0.1', port), `port ${port} on 127.0.0.1 is in use (set PORT or --port)`)
     assert.equal(await listenProblem('127.0.0.1', 0), undefined)
+  })
+
+  test('a second server on the same PGlite directory: exit 1 with one line, the first unharmed', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'token-pool-lock-'))
+    t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+    const env = { DATABASE_URL: pathToFileURL(dir).toString(), POOL_SIZE: '2' }
+    const first = await startServer(env)
+    t.after(async () => { first.child.kill('SIGKILL'); await first.exited })
+
+    const { server, port } = await holdPort() // a free port for the second, released just before
+    server.close()
+    const second = await serve({ ...env, HOST: '127.0.0.1', PORT: String(port) })
+    assert.equal(second.code, 1, second.stderr)
+    assert.match(second.stderr, new RegExp(`^token-pool: .*in use by process ${first.child.pid!}: PGlite serves one process .*\\n$`))
+    assert.equal(second.stderr.split('\n').length, 2, 'one line')
+    assert.equal((await fetch(`${first.url}/readyz`)).status, 200)
+
+    // Stopped cleanly, the first leaves no lock behind.
+    first.child.kill('SIGTERM')
+    assert.equal(await first.exited, 0)
+    assert.ok(!existsSync(join(dir, 'token-pool.pid')))
   })
 
   test('what serve says before the database starts never includes the password', () => {

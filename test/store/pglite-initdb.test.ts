@@ -23,6 +23,6 @@ test('a new PGlite directory is made by a child process, and the server opens it
 })
 
 test('a directory the child cannot make is left to the open, which reports the real error', async () => {
-  await initdbApart('/proc/token-pool-cannot-be-here') // resolves: the child's failure is not the answer
-  await assert.rejects(openPglite('/proc/token-pool-cannot-be-here'))
+  await initdbApart('/dev/null/token-pool') // resolves: the child's failure is not the answer
+  await assert.rejects(openPglite('/dev/null/token-pool'))
 })
