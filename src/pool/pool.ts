@@ -629,7 +629,7 @@ async function read<T> (op: () => Promise<T>): Promise<T> {
   try {
     return await op()
   } catch (err) {
-    throw translateDbError(err)
+    throw translateDbError(err, true)
   }
 }
 

@@ -32,9 +32,9 @@ export function isRetryable (err: unknown): boolean {
 
 /**
  * Turns a database failure into the contract's error: 503 for anything but a bug of ours, which passes
- * through (500). The message says whether the request may have taken effect.
+ * through (500). The message says whether the request may have taken effect; a read never does.
  */
-export function translateDbError (err: unknown): PoolError | unknown {
+export function translateDbError (err: unknown, read = false): PoolError | unknown {
   if (err instanceof PoolError) return err
   const outcome = outcomeOf(err)
   if (outcome === undefined) return err
@@ -42,7 +42,7 @@ export function translateDbError (err: unknown): PoolError | unknown {
     // A race still lost after every retry: say so plainly rather than answer 500.
     return new PoolError('unavailable', 'The pool is too busy to settle this request; nothing was changed. Try again.', { cause: err, retryAfterSeconds: 1 })
   }
-  return new PoolError('unavailable', outcome === 'unknown' ? OUTCOME_UNKNOWN : NOTHING_CHANGED, { cause: err, retryAfterSeconds: 1 })
+  return new PoolError('unavailable', outcome === 'unknown' && !read ? OUTCOME_UNKNOWN : NOTHING_CHANGED, { cause: err, retryAfterSeconds: 1 })
 }
 
 /**

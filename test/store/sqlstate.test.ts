@@ -61,6 +61,10 @@ describe('database errors become the contract\'s errors', () => {
       const { message } = unavailable(err)
       assert.match(message, /the outcome is unknown; retrying is safe \(allocate returns the same lease, a repeated release answers 409 not_holder\)/, String(err))
       assert.doesNotMatch(message, /nothing was changed/)
+      // A read changes nothing, whenever its connection broke.
+      const read = translateDbError(err, true) as PoolError
+      assert.equal(read.code, 'unavailable')
+      assert.match(read.message, /nothing was changed/)
     }
   })
 

@@ -27,7 +27,7 @@ export function envelope (err: PoolError): { error: { code: string, message: str
 /** One error handler: every failure leaves in the contract's shape; unexpected ones hide their text. */
 export default fp(async function errors (app: FastifyInstance) {
   app.setErrorHandler((raw: FastifyError, request, reply) => {
-    const err = toPoolError(raw)
+    const err = toPoolError(raw, request.method === 'GET' || request.method === 'HEAD')
     if (err.status >= 500) request.log.error({ err: raw }, 'request failed')
     return sendError(reply, err)
   })
@@ -52,7 +52,7 @@ export function sendMethodNotAllowed (reply: FastifyReply, method: string, path:
 }
 
 /** Any failure as the contract names it. */
-export function toPoolError (raw: FastifyError): PoolError {
+export function toPoolError (raw: FastifyError, read = false): PoolError {
   if (raw instanceof PoolError) return raw
   if (raw.validation !== undefined) {
     const issues = raw.validation.map((v) => ({
@@ -67,7 +67,7 @@ export function toPoolError (raw: FastifyError): PoolError {
   const named = raw.code === undefined ? undefined : FASTIFY_CODES[raw.code]
   if (named !== undefined) return new PoolError(named, MESSAGES[named] ?? raw.message)
   if (raw.statusCode === 429) return new PoolError('rate_limited', 'Too many requests; slow down.', { retryAfterSeconds: 1 })
-  const translated = translateDbError(raw)
+  const translated = translateDbError(raw, read)
   if (translated instanceof PoolError) return translated
   if (raw.statusCode !== undefined && raw.statusCode >= 400 && raw.statusCode < 500) {
     return new PoolError('validation_failed', raw.message)

@@ -82,7 +82,7 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
       unsubscribe = await feed.subscribe(send, lastEventId)
     } catch (err) {
       stream.destroy()
-      throw translateDbError(err)
+      throw translateDbError(err, true)
     }
     const heartbeat = setInterval(() => { stream.write(': heartbeat\n\n') }, heartbeatMs)
     const res = reply.raw
