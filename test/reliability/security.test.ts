@@ -190,6 +190,11 @@ describeEachBackend('security', (backend) => {
     for (const remoteAddress of ['127.0.0.1', '::1', '::ffff:127.0.0.1']) {
       assert.equal((await app.inject({ method: 'PATCH', url: `/api/tokens/${tokenId}`, remoteAddress, ...json({ label: remoteAddress }) })).statusCode, 200, remoteAddress)
     }
+    // A request a proxy on this machine forwarded is not local.
+    for (const headers of [{ 'x-forwarded-for': '203.0.113.7' }, { forwarded: 'for=203.0.113.7' }]) {
+      const res = await app.inject({ method: 'POST', url: '/api/tokens/clear', remoteAddress: '127.0.0.1', headers })
+      assert.equal(res.statusCode, 401, JSON.stringify(headers))
+    }
     assert.equal((await app.inject({ method: 'POST', url: '/api/tokens/clear', remoteAddress: '127.0.0.1' })).json().data.cleared_tokens, 1)
   })
 })

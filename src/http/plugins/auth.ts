@@ -28,9 +28,15 @@ export class Access {
     return timingSafeEqual(digest(given), this.expected)
   }
 
-  /** Without ADMIN_TOKEN (development) admin routes answer loopback clients only. */
+  /**
+   * Without ADMIN_TOKEN (development) admin routes answer loopback clients only, and not a
+   * request a proxy on this machine forwarded (it would make every client local).
+   */
   isAdmin (request: FastifyRequest): boolean {
-    if (this.expected === undefined) return isLoopback(request.socket.remoteAddress ?? '')
+    if (this.expected === undefined) {
+      const forwarded = request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined
+      return !forwarded && isLoopback(request.socket.remoteAddress ?? '')
+    }
     return this.hasAdminToken(request)
   }
 
