@@ -45,6 +45,7 @@ describeEachBackend('pools over HTTP', (backend) => {
     const c = client(app)
     const res = await c.create('keys')
     assert.equal(res.statusCode, 201, res.body)
+    assert.equal(res.headers.location, '/api/pools/keys')
     const created = res.json().data
     assert.deepEqual(created, { name: 'keys', ...DEFAULTS, total: 100, active: 0, available: 100, cooling: 0, disabled: 0, waiting: 0 })
     assert.deepEqual((await c.send('GET', '/api/pools/keys')).json().data, created)

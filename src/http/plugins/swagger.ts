@@ -59,6 +59,7 @@ const REQUEST_ID_HEADER = {
 }
 const RETRY_AFTER_HEADER = { description: 'seconds to wait before trying again', schema: { type: 'integer', minimum: 1 } }
 
+const LOCATION_HEADER = { description: 'where the new pool is: /api/pools/{name}', schema: { type: 'string' } }
 const WWW_AUTHENTICATE_HEADER = { description: 'Bearer: send Authorization: Bearer <ADMIN_TOKEN>', schema: { type: 'string', enum: ['Bearer'] } }
 
 /** The 409 codes each route can answer (only pool_exhausted comes with Retry-After). */
@@ -116,6 +117,7 @@ function decorate (doc: OpenApi, { dashboard }: { dashboard: boolean }): OpenApi
           response.headers['retry-after'] = RETRY_AFTER_HEADER
         }
         if (status === '401') response.headers['www-authenticate'] = WWW_AUTHENTICATE_HEADER
+        if (status === '201') response.headers.location = LOCATION_HEADER
         const media = response.content?.['application/json']
         const examples = examplesFor(key, status)
         if (media !== undefined && examples !== undefined) {

@@ -32,7 +32,7 @@ const poolRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }>
   }, async (request, reply) => {
     const { name, ...settings } = request.body
     const created = await pool.createPool(name, settings)
-    return await reply.code(201).send({ data: present.pool(created) })
+    return await reply.code(201).header('location', `/api/pools/${created.name}`).send({ data: present.pool(created) })
   })
 
   app.patch('/api/pools/:pool', {
