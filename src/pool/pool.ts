@@ -55,7 +55,7 @@ const MAX_QUEUED = 10_000
 const STREAM_PAGE = 5_000
 // Counts of an older window forgotten per statement by the sweep; each statement holds the
 // pool's allocations while it runs (migration 0027), so it is kept short.
-const FORGET_STEP = 2_000
+const FORGET_STEP = 500
 // Events kept for clients that reconnect: at least this many, and at least the last hour.
 const KEEP_EVENTS = 100_000
 
