@@ -103,8 +103,9 @@ main(process.argv.slice(2)).catch((err: unknown) => {
     process.stderr.write(`token-pool: ${err.message}\n`)
     process.exitCode = 1
   } else {
-    process.stderr.write(`token-pool: ${(err as Error).stack ?? String(err)}\n`)
-    process.exitCode = 1
+    // Not a refusal (1) nor a bad command line (2): a script must not read a bug as either.
+    process.stderr.write(`token-pool: internal error (a bug in token-pool; please report it): ${(err as Error).stack ?? String(err)}\n`)
+    process.exitCode = 4
   }
   // Don't hang on an open handle after a failure.
   setTimeout(() => process.exit(), 1000).unref()

@@ -197,7 +197,9 @@ export function required (values: RemoteContext['values'], flag: string): string
 
 /** Rows as aligned columns under a header, for a terminal. */
 export function table (header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  // A loop, not Math.max(...column): a pool's status has up to 1,000,000 rows, past the call stack's limit.
+  const widths = header.map((h) => h.length)
+  for (const r of rows) r.forEach((c, i) => { widths[i] = Math.max(widths[i] ?? 0, c.length) })
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd()
   return [line(header), ...rows.map(line)].join('\n') + '\n'
 }

@@ -394,7 +394,8 @@ export abstract class TokenPoolScope {
           chunk = await reader.read()
         } catch (err) {
           if (options?.signal?.aborted === true) throw options.signal.reason
-          throw new TokenPoolUnreachableError(this.http.url, err)
+          // The service answered: the body broke off, which is a cut export, not an unreachable service.
+          throw new TokenPoolError({ code: 'unexpected_response', status: res.status, message: `the export was cut short (${(err as Error).message}); try again` })
         }
         if (chunk.done) return
         yield chunk.value

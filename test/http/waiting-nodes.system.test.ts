@@ -90,12 +90,21 @@ describeEachBackend('waiting and a graceful shutdown', (backend) => {
     const answer = fetch(`${server.url}/api/tokens/allocate`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_id: randomUUID(), wait_seconds: 60 }),
     })
-    await until(async () => await waiting(server) === 1, 'the waiter is queued', 1000)
+    // A streamed waiter has no header left to carry the wait: the error event says it.
+    const streamed = fetch(`${server.url}/api/tokens/allocate`, {
+      method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify({ user_id: randomUUID(), wait_seconds: 60 }),
+    }).then(async (r) => await r.text())
+    await until(async () => await waiting(server) === 2, 'both waiters are queued', 1000)
     server.child.kill('SIGTERM')
     const res = await answer
     assert.equal(res.status, 503)
     assert.equal(res.headers.get('retry-after'), '1')
     assert.equal(((await res.json()) as any).error.code, 'unavailable')
+    const events = await streamed
+    const error = /event: error\ndata: (.*)\n/.exec(events)
+    assert.ok(error, events)
+    assert.deepEqual(JSON.parse(error[1]!).error.code, 'unavailable')
+    assert.deepEqual(JSON.parse(error[1]!).error.details, { retry_after_seconds: 1 })
     assert.equal(await server.exited, 0)
   })
 })

@@ -70,6 +70,8 @@ describeEachBackend('security', (backend) => {
       const res = await app.inject({ method: 'POST', url: '/api/tokens/clear', headers: authorization === undefined ? {} : { authorization } })
       assert.equal(res.statusCode, 401, String(authorization))
       assert.equal(res.json().error.code, 'unauthorized')
+      // A caller who sent a token learns it was refused, not that one is needed.
+      assert.match(res.json().error.message, authorization === undefined ? /^This needs/ : /^The admin token sent was refused/)
     }
     assert.equal((await app.inject('/api/stats')).json().data.active, 1)
     const ok = await app.inject({ method: 'POST', url: '/api/tokens/clear', headers: { authorization: 'Bearer s3cret-token' } })

@@ -49,7 +49,9 @@ export class Access {
     if (this.isAdmin(request)) return
     throw new PoolError('unauthorized', this.expected === undefined
       ? 'Admin routes answer only local clients while ADMIN_TOKEN is not set; set ADMIN_TOKEN and send Authorization: Bearer <ADMIN_TOKEN>.'
-      : 'This needs Authorization: Bearer <ADMIN_TOKEN>.')
+      : request.headers.authorization === undefined
+        ? 'This needs Authorization: Bearer <ADMIN_TOKEN>.'
+        : 'The admin token sent was refused: this needs Authorization: Bearer <ADMIN_TOKEN>.')
   }
 
   /** What this caller sees of user ids; `self` is the user the request acts as. */

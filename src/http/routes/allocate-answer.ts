@@ -55,7 +55,11 @@ export async function answerAllocate (pool: TokenPool, request: FastifyRequest, 
     // Nobody is there to answer.
     if (gone.signal.aborted) return reply
     if (stream === undefined) throw err
-    stream.end(sse('error', envelope(toPoolError(err as FastifyError))))
+    const error = toPoolError(err as FastifyError)
+    const body = envelope(error)
+    // A stream has no Retry-After header left to send: its seconds go in the event (503 included).
+    if (error.retryAfterSeconds !== undefined && body.error.details === null) body.error.details = { retry_after_seconds: error.retryAfterSeconds }
+    stream.end(sse('error', body))
     return reply
   } finally {
     gone.stop()
