@@ -74,12 +74,12 @@ export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, 
     if (request.body === undefined && request.routeOptions.schema?.body !== undefined) request.body = {}
   })
 
-  app.addHook('onRequest', checkQueryString)
-
   app.addSchema(ErrorBody)
   await app.register(errors)
   await app.register(methods)
   await app.register(security, { rateLimitPerMinute })
+  // After security's hooks: its answer has the security headers and counts against the rate limit.
+  app.addHook('onRequest', checkQueryString)
   // Before the routes: OpenAPI and metrics see each route as it is added.
   await app.register(openapi)
   await app.register(metrics, { pool })

@@ -65,6 +65,7 @@ describeEachBackend('bad input gets a clear error and changes nothing', (backend
       const res = await app.inject(`/api/tokens?${q}`)
       assertError(res, 422, 'validation_failed', 'url')
       assert.equal(res.json().error.details.location, 'querystring')
+      assert.equal(res.headers['x-content-type-options'], 'nosniff', 'with the security headers of every answer')
     }
     assert.equal((await app.inject('/api/tokens?status=available&limit=%31')).statusCode, 200, 'a good escape is read')
     assertError(await app.inject(`/api/pools/${'a'.repeat(600)}`), 422, 'validation_failed')
