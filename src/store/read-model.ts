@@ -15,8 +15,8 @@ export interface Changes {
   tokens: TokenRow[]
   /** users waiting per pool now */
   waiting: Record<string, number>
-  /** when the database server started: a change means it restarted */
-  db_started: string
+  /** whether this node's mark is still there: crash recovery empties that (unlogged) table */
+  marked: boolean
 }
 
 /**
@@ -24,18 +24,22 @@ export interface Changes {
  * the rows of the tokens they name as they are now, the snapshot's horizon and the queues'
  * lengths: one round trip per batch of reads.
  */
-export async function changesAfter (db: Db, after: Position, skip: number[], limit: number): Promise<Changes> {
+export async function changesAfter (db: Db, node: string, after: Position, skip: number[], limit: number): Promise<Changes> {
   const [row] = await db.query<Changes>(
-    'SELECT c.*, pg_postmaster_start_time()::text AS db_started FROM tp_catch_up($1::xid8, $2::bigint, $3::bigint[], $4::int) c',
-    [after.xid, after.id, skip, limit])
+    `SELECT c.*, EXISTS (SELECT 1 FROM read_model_marks m WHERE m.node = $5::uuid) AS marked
+       FROM tp_catch_up($1::xid8, $2::bigint, $3::bigint[], $4::int) c`,
+    [after.xid, after.id, skip, limit, node])
   return row!
 }
 
-/** The horizon and the time now: every event of a transaction below it is visible (or never will be). */
-export async function horizon (db: Db): Promise<{ horizon: string, at_ms: number, db_started: string }> {
-  const [row] = await db.query<{ horizon: string, at_ms: number, db_started: string }>(
-    `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon, (extract(epoch FROM now()) * 1000)::float8 AS at_ms,
-            pg_postmaster_start_time()::text AS db_started`)
+/**
+ * The horizon and the time now: every event of a transaction below it is visible (or never
+ * will be). Marks `node` first, in the same statement: a crash from here on removes the mark.
+ */
+export async function horizon (db: Db, node: string): Promise<{ horizon: string, at_ms: number }> {
+  const [row] = await db.query<{ horizon: string, at_ms: number }>(
+    `WITH mark AS (INSERT INTO read_model_marks (node) VALUES ($1::uuid) ON CONFLICT (node) DO NOTHING)
+     SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon, (extract(epoch FROM now()) * 1000)::float8 AS at_ms`, [node])
   return row!
 }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Db } from '../../store/db.js'
 import type { Position } from '../../store/events.js'
 import * as store from '../../store/read-model.js'
@@ -31,8 +32,8 @@ export class ReadModel {
   private waiting: Record<string, number> = {}
   private now = 0
   private builtAt: number | undefined
-  /** when the database server the copy was built from started */
-  private dbStarted: string | undefined
+  /** this copy's mark in the database (read_model_marks), gone after a crash */
+  private readonly node = randomUUID()
   private lastCaughtUp = 0
   /** counts catch-ups: reads answered at one generation see the same copy at the same now */
   generation = 0
@@ -94,10 +95,11 @@ export class ReadModel {
   private async step (): Promise<void> {
     if (this.builtAt === undefined || performance.now() - this.lastCaughtUp > REBUILD_AFTER_MS) await this.build()
     for (;;) {
-      const changes = await store.changesAfter(this.db, this.cursor, [...this.applied.keys()], EVENTS_PER_READ)
+      const changes = await store.changesAfter(this.db, this.node, this.cursor, [...this.applied.keys()], EVENTS_PER_READ)
       // After a crash, PostgreSQL gives out again the transaction ids that never reached its
-      // log: events could then commit below the cursor. A restarted database is read anew.
-      if (changes.db_started !== this.dbStarted) {
+      // log: events could then commit below the cursor. Crash recovery also empties the
+      // unlogged table that holds this node's mark: a database that crashed is read anew.
+      if (!changes.marked) {
         await this.build()
         continue
       }
@@ -110,7 +112,7 @@ export class ReadModel {
 
   /** Everything read again; the log is followed from before the first read. */
   private async build (): Promise<void> {
-    const { horizon: xmin, at_ms: now, db_started: dbStarted } = await store.horizon(this.db)
+    const { horizon: xmin, at_ms: now } = await store.horizon(this.db, this.node)
     const states = await Promise.all((await store.poolRows(this.db)).map(async (row) => await this.read(row, now)))
     // Everything of a transaction below the horizon is in the rows just read; the rest is
     // read again from the log (reading a token again is harmless: it is its current row).
@@ -120,7 +122,6 @@ export class ReadModel {
     this.byId.clear()
     for (const state of states) this.swap(state.name, state)
     this.now = Math.max(this.now, now)
-    this.dbStarted = dbStarted
     this.builtAt = performance.now()
   }
 
