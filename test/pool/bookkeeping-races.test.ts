@@ -9,8 +9,14 @@ import { until } from '../helpers/until.js'
 // locks tokens which stay free (forgetting old counts, a label) must never make a batch
 // see fewer free tokens than there are: it takes the pool's turn, and the batch waits.
 describeMultiConnection('bookkeeping that locks free tokens, while a batch picks', () => {
+  // The batch waits for this pool's turn (the advisory lock of migration 0010), in this database.
   const waitsForTurn = async (db: Awaited<ReturnType<typeof build>>['db']) => {
-    await until(async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"))[0]!.n > 0, 'the batch waits for its turn')
+    await until(async () => (await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_locks l, (SELECT hashtextextended('turns default', 7412) AS key) k
+        WHERE NOT l.granted AND l.locktype = 'advisory'
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.objsubid = 1 AND l.classid::bigint = (k.key >> 32) & 4294967295 AND l.objid::bigint = k.key & 4294967295`))[0]!.n > 0,
+    'the batch waits for its turn')
   }
 
   for (const policy of ['reject', 'evict_oldest'] as const) {
@@ -23,8 +29,10 @@ describeMultiConnection('bookkeeping that locks free tokens, while a batch picks
       const s = await lock.s
       await s.query('BEGIN')
       assert.equal((await s.query<{ n: number }>("SELECT tp_forget_old_counts('default', 100) AS n"))[0]!.n, 1)
-      const asked = pool.allocate(newId()).then((l) => l, (err: { code?: string }) => err.code)
+      let settled = false
+      const asked = pool.allocate(newId()).then((l) => l, (err: { code?: string }) => err.code).finally(() => { settled = true })
       await waitsForTurn(db)
+      assert.equal(settled, false, 'the batch waits for the forgetting to end')
       await s.query('COMMIT')
       await lock.end()
       const lease = await asked
@@ -42,10 +50,31 @@ describeMultiConnection('bookkeeping that locks free tokens, while a batch picks
     const s = await lock.s
     await s.query('BEGIN')
     await s.query('SELECT * FROM tp_label($1::uuid, $2)', [free!.id, 'key #2'])
-    const asked = pool.allocate(newId()).then((l) => l.tokenId, (err: { code?: string }) => err.code)
+    let settled = false
+    const asked = pool.allocate(newId()).then((l) => l.tokenId, (err: { code?: string }) => err.code).finally(() => { settled = true })
     await waitsForTurn(db)
+    assert.equal(settled, false, 'the batch waits for the label')
     await s.query('COMMIT')
     await lock.end()
     assert.equal(await asked, free!.id)
+  })
+
+  test('a release or renewal of a free token (by anyone) does not lock it: a batch takes it meanwhile', async (t) => {
+    const { pool, db } = await build(t, 'postgres', { poolSize: 2, onExhausted: 'reject', leaseMaxSeconds: 3600 })
+    const holder = await pool.allocate(newId())
+    const [free] = await db.query<{ id: string }>("SELECT id FROM tokens WHERE pool = 'default' AND id <> $1", [holder.tokenId])
+    for (const fn of ['tp_release_many', 'tp_renew_many']) {
+      const lock = heldSession(db)
+      const s = await lock.s
+      await s.query('BEGIN')
+      const [answer] = await s.query<{ outcome: string }>(`SELECT * FROM ${fn}($1::uuid[], $2::uuid[])`, [[free!.id], [newId()]])
+      assert.equal(answer?.outcome, 'not_holder')
+      const lease = await pool.allocate(newId()).then((l) => l, (err: { code?: string }) => err.code)
+      await s.query('COMMIT')
+      await lock.end()
+      assert.equal((lease as { tokenId?: string }).tokenId, free!.id, `${fn}: ${String(lease)}`)
+      const taken = lease as typeof holder
+      await pool.release(taken.tokenId, taken.userId)
+    }
   })
 })
