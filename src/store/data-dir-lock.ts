@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -28,27 +28,62 @@ export async function lockDataDir (dir: string): Promise<() => void> {
   // under the same id (a container's pid 1): which one, only this process can tell.
   if (held.has(key)) throw new DataDirInUse(dir, process.pid)
   for (let attempt = 0; ; attempt++) {
-    try {
-      const fd = openSync(file, 'wx')
-      writeSync(fd, `${process.pid}\n`)
-      closeSync(fd)
+    if (createWithPid(file)) {
       held.add(key)
       return () => {
         held.delete(key)
         if (pidIn(file) === process.pid) unlinkSync(file)
       }
-    } catch (err) {
-      if (codeOf(err) !== 'EEXIST' || attempt >= 20) throw err
     }
+    if (attempt >= 50) throw new Error(`could not take the lock ${file}`)
     const holder = pidIn(file)
-    // An empty file is one being written by a process starting right now: look again soon.
+    if (holder !== undefined && holder !== process.pid && alive(holder)) throw new DataDirInUse(dir, holder)
+    // Empty: a process is writing it right now (after 100 ms, it is left over and stale).
     if (holder === undefined && attempt < 5) {
       await sleep(20)
       continue
     }
-    if (holder !== undefined && holder !== process.pid && alive(holder)) throw new DataDirInUse(dir, holder)
-    try { unlinkSync(file) } catch (err) { if (codeOf(err) !== 'ENOENT') throw err }
+    await removeStale(file, holder)
   }
+}
+
+/**
+ * Removes a stale lock, one process at a time (whoever makes the `.takeover` file), and
+ * only if it still holds what was judged stale: two processes finding the same dead pid
+ * never remove the lock one of them has just taken.
+ */
+async function removeStale (file: string, judged: number | undefined): Promise<void> {
+  const takeover = `${file}.takeover`
+  if (!createWithPid(takeover)) {
+    // A takeover left by a process that died during it (it takes microseconds) goes after 10 s.
+    try { if (Date.now() - statSync(takeover).mtimeMs > 10_000) unlinkSync(takeover) } catch {}
+    await sleep(20)
+    return
+  }
+  try {
+    if (pidIn(file) === judged) unlinkSync(file)
+  } catch (err) {
+    if (codeOf(err) !== 'ENOENT') throw err
+  } finally {
+    unlinkSync(takeover)
+  }
+}
+
+/** Creates `file` holding this process's id, if no such file exists: atomic (O_EXCL). */
+function createWithPid (file: string): boolean {
+  let fd: number
+  try {
+    fd = openSync(file, 'wx')
+  } catch (err) {
+    if (codeOf(err) === 'EEXIST') return false
+    throw err
+  }
+  try {
+    writeSync(fd, `${process.pid}\n`)
+  } finally {
+    closeSync(fd)
+  }
+  return true
 }
 
 /** mkdir -p, by hand: Node's recursive mkdir spins forever where a parent refuses (/proc). */

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { test } from 'node:test'
 import { DataDirInUse, lockDataDir } from '../../src/store/data-dir-lock.js'
 
@@ -37,5 +38,23 @@ test('a lock left by a process that is gone (killed), or an unreadable one, is t
     const release = await lockDataDir(dir)
     assert.equal(readFileSync(join(dir, 'token-pool.pid'), 'utf8'), `${process.pid}\n`)
     release()
+  }
+})
+
+test('processes starting together on a stale lock: exactly one takes it over', async (t) => {
+  const dir = scratch(t)
+  const holder = fileURLToPath(new URL('../helpers/lock-holder.ts', import.meta.url))
+  const gone = spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid!
+  for (let round = 0; round < 3; round++) {
+    writeFileSync(join(dir, 'token-pool.pid'), `${gone}\n`)
+    const at = String(Date.now() + 3000) // after every process has started
+    const said = await Promise.all(Array.from({ length: 4 }, async () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', holder, dir, at], { stdio: ['ignore', 'pipe', 'inherit'] })
+      let out = ''
+      child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+      await new Promise((resolve) => child.on('exit', resolve))
+      return out.trim()
+    }))
+    assert.deepEqual(said.sort(), ['in use', 'in use', 'in use', 'locked'], `round ${round}`)
   }
 })
