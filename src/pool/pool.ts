@@ -590,7 +590,8 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
 
   /**
    * Writes the end of leases that ran out, forgets counts of ended windows and prunes
-   * old events. Availability never waits for it; safe on every node at once.
+   * old events. Availability never waits for it (a forget step holds the pool's batches
+   * for its few milliseconds, so that none meets its locks); safe on every node at once.
    */
   async sweep (): Promise<number> {
     const rows = await leases.sweepExpired(this.db, 1000)

@@ -22,7 +22,7 @@ test('a new PGlite directory is made by a child process, and the server opens it
   }
 })
 
-test('a directory the child cannot make is left to the open, which reports the real error', async () => {
-  await initdbApart('/dev/null/token-pool') // resolves: the child's failure is not the answer
-  await assert.rejects(openPglite('/dev/null/token-pool'))
+test('a directory that cannot be made: the child\'s failure is not the answer, the open reports it', async () => {
+  await initdbApart('/dev/null/token-pool') // resolves
+  await assert.rejects(openPglite('/dev/null/token-pool'), /ENOTDIR/)
 })
