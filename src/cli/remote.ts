@@ -90,8 +90,9 @@ export function remote (name: string, command: RemoteCommand): (argv: string[]) 
         return
       }
       json = values.json === true
-      const url = str(values.url) ?? nonEmpty(process.env.TOKEN_POOL_URL) ?? DEFAULT_URL
-      if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, not ${JSON.stringify(url)}`)
+      const flag = str(values.url)
+      const url = flag ?? nonEmpty(process.env.TOKEN_POOL_URL) ?? DEFAULT_URL
+      if (!/^https?:\/\//.test(url)) throw new UsageError(`${flag === undefined ? 'TOKEN_POOL_URL' : '--url'} must be an http:// or https:// URL, not ${JSON.stringify(url)}`)
       const adminToken = str(values['admin-token']) ?? nonEmpty(process.env.ADMIN_TOKEN)
       // An HTTP header carries bytes 0-255 only: anything else could never be sent.
       if (adminToken !== undefined && /[^\x20-\x7e\x80-\xff]/.test(adminToken)) {

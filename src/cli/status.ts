@@ -31,7 +31,7 @@ export const status = {
         ]
       })
       const name = pool.poolName ?? 'default'
-      const head = `Pool ${name}: ${meta.total} token${meta.total === 1 ? '' : 's'}: ${meta.active} active, ${meta.available} available, ${meta.cooling} cooling, ${meta.disabled} disabled. ` +
+      const head = `Pool ${name}: ${meta.total} token${meta.total === 1 ? '' : 's'}: ${meta.active} active, ${meta.available} available, ${meta.cooling} cooling, ${meta.disabled} disabled, ${meta.waiting} waiting. ` +
         `Usage window resets in ${duration(Date.parse(meta.window_resets_at) - now)} (${meta.window_resets_at}).\n\n`
       return { json: { tokens, meta }, text: head + table(['TOKEN', 'STATUS', 'HOLDER', 'TIME LEFT', 'USES'], rows) }
     },

@@ -479,7 +479,12 @@ export abstract class TokenPoolScope {
       if (stopped) return
       current = renewed
       schedule()
-      options.onRenew?.(renewed)
+      // The caller's callback failing is the caller's error, not an uncaught one that ends the process.
+      try {
+        options.onRenew?.(renewed)
+      } catch (err) {
+        options.onError?.(err as Error)
+      }
     }
 
     schedule()

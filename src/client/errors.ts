@@ -39,6 +39,8 @@ function describe (cause: unknown): string {
   if (cause instanceof Error) {
     if (cause.name === 'TimeoutError') return 'no answer in time'
     const inner = (cause as { cause?: { code?: string, message?: string } }).cause
+    // undici's name for a socket that closed: the service was reached, then hung up.
+    if (inner?.code === 'UND_ERR_SOCKET') return 'the connection closed before an answer'
     return inner?.code ?? inner?.message ?? cause.message
   }
   return String(cause)

@@ -76,7 +76,7 @@ for (const backend of ['pglite', 'postgres'] as const) {
       const status = cli(['status', '--url', url], admin) // with the admin token, holders' ids are shown
       assert.equal(status.code, 0, status.stderr)
       const lines = status.stdout.trim().split('\n')
-      assert.match(lines[0]!, /^Pool default: 2 tokens: 2 active, 0 available, 0 cooling, 0 disabled\. Usage window resets in \d+h \d\dm/)
+      assert.match(lines[0]!, /^Pool default: 2 tokens: 2 active, 0 available, 0 cooling, 0 disabled, 0 waiting\. Usage window resets in \d+h \d\dm/)
       assert.match(lines[2]!, /^TOKEN +STATUS +HOLDER +TIME LEFT +USES$/)
       const row = lines.find((l) => l.includes(b))
       assert.match(row ?? '', new RegExp(`^${lease.token_id} +active +${b} +(1m 5\\ds|2m 00s) +1$`))
@@ -219,7 +219,7 @@ for (const backend of ['pglite', 'postgres'] as const) {
       await client.pool('seats').allocate(v)
       const status = cli(['status', '--pool', 'seats', '--url', url])
       assert.equal(status.code, 0, status.stderr)
-      assert.match(status.stdout, /^Pool seats: 2 tokens: 2 active, 0 available, 0 cooling, 0 disabled\./)
+      assert.match(status.stdout, /^Pool seats: 2 tokens: 2 active, 0 available, 0 cooling, 0 disabled, 0 waiting\./)
       assert.match(status.stdout, new RegExp(`^${lease.token_id} +active +[0-9a-f]{12} +\\d+s +1$`, 'm'), 'another user\'s id hidden: its holder fingerprint')
       const stats = cli(['stats', '--pool', 'seats', '--least-used-limit', '1', '--url', url, '--json'])
       assert.equal(stats.code, 0, stats.stderr)

@@ -9,6 +9,7 @@ import { TokenPool } from '../../src/pool/pool.js'
 import type { Db } from '../../src/store/db.js'
 import { openPostgres } from '../../src/store/pg-db.js'
 import { build, travel, type DefaultPoolOptions, type Harness } from '../helpers/app.js'
+import { until } from '../helpers/until.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
 
 /**
@@ -368,6 +369,15 @@ describeEachBackend('TokenPoolClient v0.2: pools, renewal, token health, export,
     const released = new Promise<TokenPoolError>((resolve) => { alive.keepAlive(other, { intervalMs: 100, onLost: resolve }) })
     await alive.release(other.token_id, user)
     assert.equal((await released).code, 'not_holder')
+
+    // A throwing onRenew is handed to onError, and the renewals go on.
+    const third = await alive.allocate(user)
+    const errors: Error[] = []
+    let calls = 0
+    const throwing = alive.keepAlive(third, { intervalMs: 100, onRenew: () => { calls++; throw new Error('caller bug') }, onError: (err) => errors.push(err) })
+    await until(async () => calls >= 2, 'renewed twice despite the throw')
+    throwing.stop()
+    assert.ok(errors.length >= 2 && errors.every((e) => e.message === 'caller bug'))
   })
 
   test("events({pool}) keeps one pool's events, of every type", async (t) => {
