@@ -82,7 +82,7 @@ test('npm pack gives a package whose bin and typed client work from a clean dire
 
   const status = run(bin, ['status', '--url', url], { cwd: project })
   assert.equal(status.code, 0, status.stderr)
-  assert.match(status.stdout, /^Pool default: 3 tokens: 0 active, 3 available, 0 cooling, 0 disabled\./)
+  assert.match(status.stdout, /^Pool default: 3 tokens: 0 active, 3 available, 0 cooling, 0 disabled, 0 waiting\./)
 
   // The client, imported by package name, in plain JavaScript…
   writeFileSync(join(project, 'use.mjs'), `
