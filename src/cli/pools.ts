@@ -10,15 +10,16 @@ export const pools = {
     usage: 'pools',
     summary,
     details: 'TTL and MAX are lease_ttl_seconds and lease_max_seconds; WINDOW is usage_window_hours;\n' +
+      'MAX WAIT and MAX COOLDOWN are max_wait_seconds and cooldown_max_seconds;\n' +
       'WAITING is how many users wait in the pool\'s queue now (rule 12).',
     run: async ({ client }) => {
       const all = await client.pools()
       const rows = all.map((p) => [
         p.name, String(p.size), `${p.lease_ttl_seconds}s`, `${p.lease_max_seconds}s`, `${p.usage_window_hours}h`, p.on_exhausted,
-        p.user_quota === null ? '-' : String(p.user_quota),
+        p.user_quota === null ? '-' : String(p.user_quota), `${p.max_wait_seconds}s`, `${p.cooldown_max_seconds}s`,
         String(p.active), String(p.available), String(p.cooling), String(p.disabled), String(p.waiting),
       ])
-      const header = ['POOL', 'SIZE', 'TTL', 'MAX', 'WINDOW', 'ON EXHAUSTED', 'QUOTA', 'ACTIVE', 'AVAILABLE', 'COOLING', 'DISABLED', 'WAITING']
+      const header = ['POOL', 'SIZE', 'TTL', 'MAX', 'WINDOW', 'ON EXHAUSTED', 'QUOTA', 'MAX WAIT', 'MAX COOLDOWN', 'ACTIVE', 'AVAILABLE', 'COOLING', 'DISABLED', 'WAITING']
       return { json: all, text: table(header, rows) }
     },
   }),

@@ -133,14 +133,14 @@ function fail (name: string, command: RemoteCommand, err: unknown, json: boolean
     return EXIT.usage
   }
   if (err instanceof TokenPoolError) {
-    print({ error: { code: err.code, message: err.message, details: err.details, status: err.status, retry_after_seconds: err.retryAfterSeconds ?? null } },
+    print({ error: { code: err.code, message: err.message, details: err.details, status: err.status, retry_after_seconds: err.retryAfterSeconds ?? null, request_id: err.requestId ?? null } },
       `token-pool ${name}: ${err.code}: ${err.message}` +
       (err.retryAfterSeconds === undefined ? '' : ` (retry after ${err.retryAfterSeconds} s)`) +
       (err.requestId === undefined ? '' : ` [request ${err.requestId}]`))
     return EXIT.failed
   }
   if (err instanceof TokenPoolUnreachableError) {
-    print({ error: { code: 'unreachable', message: err.message, details: null, status: null, retry_after_seconds: null } }, `token-pool ${name}: ${err.message}`)
+    print({ error: { code: 'unreachable', message: err.message, details: null, status: null, retry_after_seconds: null, request_id: null } }, `token-pool ${name}: ${err.message}`)
     return EXIT.unreachable
   }
   throw err

@@ -122,6 +122,7 @@ for (const backend of ['pglite', 'postgres'] as const) {
       const body = JSON.parse(asJson.stdout)
       assert.equal(body.error.code, 'not_holder')
       assert.equal(body.error.status, 409)
+      assert.match(body.error.request_id, /^[0-9a-f-]{36}$/, 'the request id, as the text form prints it')
 
       const unauthorized = cli(['clear', '--url', url])
       assert.equal(unauthorized.code, 1)
@@ -173,8 +174,8 @@ for (const backend of ['pglite', 'postgres'] as const) {
 
       const table = cli(['pools', '--url', url])
       assert.equal(table.code, 0, table.stderr)
-      assert.match(table.stdout, /^POOL +SIZE +TTL +MAX +WINDOW +ON EXHAUSTED +QUOTA +ACTIVE +AVAILABLE +COOLING +DISABLED +WAITING\n/)
-      assert.match(table.stdout, /^keys +3 +30s +600s +24h +reject +50 +0 +3 +0 +0 +0$/m)
+      assert.match(table.stdout, /^POOL +SIZE +TTL +MAX +WINDOW +ON EXHAUSTED +QUOTA +MAX WAIT +MAX COOLDOWN +ACTIVE +AVAILABLE +COOLING +DISABLED +WAITING\n/)
+      assert.match(table.stdout, /^keys +3 +30s +600s +24h +reject +50 +60s +3600s +0 +3 +0 +0 +0$/m)
 
       await client.pool('keys').allocate(randomUUID())
       const busy = cli(['pool', 'delete', 'keys', '--url', url], admin)
