@@ -1,6 +1,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { codeOf } from './sqlstate.js'
 
 const LOCK_FILE = 'token-pool.pid'
 /** the directories this process holds */
@@ -116,5 +117,3 @@ function alive (pid: number): boolean {
     return codeOf(err) === 'EPERM'
   }
 }
-
-const codeOf = (err: unknown): unknown => (err as { code?: unknown }).code

@@ -65,7 +65,8 @@ function outcomeOf (err: unknown): 'unchanged' | 'unknown' | undefined {
   return undefined
 }
 
-function codeOf (err: unknown): string | undefined {
+/** An error's code: a SQLSTATE, or Node's (ENOENT, ECONNREFUSED, …). */
+export function codeOf (err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' ? code : undefined
 }
