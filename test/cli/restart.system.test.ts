@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { test } from 'node:test'
 import { describeEachBackend, postgresUrlFor, testDb } from '../helpers/db.js'
 import { postJson, startServer } from '../helpers/server.js'
+import { tempDir } from '../helpers/dirs.js'
 
 const getJson = async (url: string): Promise<any> => await (await fetch(url)).json()
 
@@ -18,8 +16,7 @@ describeEachBackend('a process killed with SIGKILL and started again', (backend)
       const [row] = await db.query<{ schema: string }>('SELECT current_schema() AS schema')
       databaseUrl = postgresUrlFor(row!.schema)
     } else {
-      const dir = mkdtempSync(join(tmpdir(), 'token-pool-'))
-      t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+      const dir = tempDir(t, 'token-pool-')
       databaseUrl = pathToFileURL(dir).toString()
     }
     // One second leases: they run out while the process is down (the one test that lets real time pass).

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { describe, test } from 'node:test'
 import { describeDatabase, listenProblem } from '../../src/cli/startup.js'
 import { startServer } from '../helpers/server.js'
+import { tempDir } from '../helpers/dirs.js'
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
 
@@ -56,8 +56,7 @@ describe('the first five minutes of serve', () => {
   })
 
   test('a second server on the same PGlite directory: exit 1 with one line, the first unharmed', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'token-pool-lock-'))
-    t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+    const dir = tempDir(t, 'token-pool-lock-')
     const env = { DATABASE_URL: pathToFileURL(dir).toString(), POOL_SIZE: '2' }
     const first = await startServer(env)
     t.after(async () => { first.child.kill('SIGKILL'); await first.exited })

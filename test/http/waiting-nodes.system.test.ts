@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { test, type TestContext } from 'node:test'
 import { describeEachBackend, describeMultiConnection, postgresUrlFor, testDb, type Backend } from '../helpers/db.js'
 import { postJson, startServer, type Server } from '../helpers/server.js'
 import { until } from '../helpers/until.js'
+import { tempDir } from '../helpers/dirs.js'
 
 const ENV = { POOL_SIZE: '1', ON_EXHAUSTED: 'reject', LEASE_TTL_SECONDS: '60' }
 
@@ -17,8 +15,7 @@ async function databaseUrl (t: TestContext, backend: Backend): Promise<string> {
     const [row] = await db.query<{ schema: string }>('SELECT current_schema() AS schema')
     return postgresUrlFor(row!.schema)
   }
-  const dir = mkdtempSync(join(tmpdir(), 'token-pool-'))
-  t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+  const dir = tempDir(t, 'token-pool-')
   return pathToFileURL(dir).toString()
 }
 

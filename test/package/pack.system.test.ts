@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { startServer } from '../helpers/server.js'
+import { tempDir } from '../helpers/dirs.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc')
@@ -40,8 +40,7 @@ function installInNewProject (work: string, tarball: string): string {
 
 // What a user does: npm pack (which builds), install the tarball in an empty project, use the bin and the client.
 test('npm pack gives a package whose bin and typed client work from a clean directory', { timeout: 600_000 }, async (t) => {
-  const work = mkdtempSync(join(tmpdir(), 'token-pool-pack-'))
-  t.after(() => { rmSync(work, { recursive: true, force: true }) })
+  const work = tempDir(t, 'token-pool-pack-')
 
   const { filename, files } = pack(ROOT, work)
   for (const f of ['LICENSE', 'CHANGELOG.md', 'README.md', 'docs/api.md', 'package.json', 'dist/cli/main.js', 'dist/client/index.js', 'dist/client/index.d.ts',
@@ -130,8 +129,7 @@ test('npm pack gives a package whose bin and typed client work from a clean dire
 
 // The client alone, as a user who only calls a running service installs it: no server dependencies.
 test('the client-only package installs without the service and works against one', { timeout: 600_000 }, async (t) => {
-  const work = mkdtempSync(join(tmpdir(), 'token-pool-client-'))
-  t.after(() => { rmSync(work, { recursive: true, force: true }) })
+  const work = tempDir(t, 'token-pool-client-')
 
   const { filename, files } = pack(join(ROOT, 'client'), work)
   for (const f of ['package.json', 'README.md', 'LICENSE', 'dist/client/index.js', 'dist/client/index.d.ts']) assert.ok(files.includes(f), `the package has ${f}`)

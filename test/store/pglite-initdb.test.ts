@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { initdbApart, openPglite } from '../../src/store/pglite-db.js'
+import { tempDir } from '../helpers/dirs.js'
 
 test('a new PGlite directory is made by a child process, and the server opens it after', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'token-pool-initdb-'))
-  t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+  const dir = tempDir(t, 'token-pool-initdb-')
   const dataDir = join(dir, 'data')
 
   await initdbApart(dataDir)
