@@ -18,20 +18,20 @@ export interface Grant {
 /** Counts the pairs in O(n log n): a sweep over send times with a Fenwick tree over lease ids. */
 export function outOfOrder (grants: Grant[]): number {
   const queued = grants.filter((g) => g.queuedAt !== undefined).sort((a, b) => a.queuedAt! - b.queuedAt!)
-  const starts = [...new Set(queued.map((g) => g.leaseId))].sort((a, b) => a - b)
-  const tree = new Array<number>(starts.length + 1).fill(0)
-  const rank = (t: number) => {
-    // number of distinct queued lease ids ≤ t
+  const ids = [...new Set(queued.map((g) => g.leaseId))].sort((a, b) => a - b)
+  const tree = new Array<number>(ids.length + 1).fill(0)
+  const rank = (id: number) => {
+    // number of distinct queued lease ids ≤ id
     let lo = 0
-    let hi = starts.length
+    let hi = ids.length
     while (lo < hi) {
       const mid = (lo + hi) >> 1
-      if (starts[mid]! <= t) lo = mid + 1
+      if (ids[mid]! <= id) lo = mid + 1
       else hi = mid
     }
     return lo
   }
-  const add = (i: number) => { for (; i <= starts.length; i += i & -i) tree[i]!++ }
+  const add = (i: number) => { for (; i <= ids.length; i += i & -i) tree[i]!++ }
   const sum = (i: number) => { let s = 0; for (; i > 0; i -= i & -i) s += tree[i]!; return s }
   let inserted = 0
   let next = 0
