@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
-import type { PoolEvent, TokenPool } from '../pool/pool.js'
+import type { PoolEvent } from '../pool/context.js'
+import type { TokenPool } from '../pool/pool.js'
 
 /** Logs each lease event of this process at info: ids, reasons and times, nothing else about the user. */
 export function logLeaseEvents (pool: TokenPool, logger: Logger): void {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type * as domain from '../domain/types.js'
-import type { PoolHead } from '../pool/pool.js'
+import type { PoolHead } from '../pool/context.js'
 import type { QueueState } from '../pool/waiting.js'
 import type * as api from './schemas/tokens.js'
 

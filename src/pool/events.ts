@@ -2,7 +2,7 @@ import type { Id } from '../domain/ids.js'
 import type { Db } from '../store/db.js'
 import * as store from '../store/events.js'
 import type { PoolView, TokenStatus, TokenView } from '../domain/types.js'
-import type { PoolEvent } from './pool.js'
+import type { PoolEvent } from './context.js'
 
 /**
  * A change made by any node, as the event stream carries it; id is its place in the

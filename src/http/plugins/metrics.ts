@@ -1,7 +1,8 @@
 import type { FastifyInstance, RouteHandlerMethod } from 'fastify'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { PoolEvent, TokenPool, WaitEnded } from '../../pool/pool.js'
+import type { PoolEvent, WaitEnded } from '../../pool/context.js'
+import type { TokenPool } from '../../pool/pool.js'
 
 // From a cached round trip (~1 ms) to a slow database under load.
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
