@@ -20,7 +20,7 @@ export class PoolAdmin {
     checkSettings(s)
     const outcome = await withRetry(async () => await pools.create(this.ctx.db, name, s))
     if (outcome === 'exists') throw new PoolError('pool_exists', `A pool named ${name} exists already.`)
-    await withRetry(async () => { await pools.provision(this.ctx.db, name, s.size) })
+    await this.provision(name, s.size, 'created')
     return await this.poolChanged(name)
   }
 
@@ -37,7 +37,7 @@ export class PoolAdmin {
     checkSettings(next)
     const outcome = await withRetry(async () => await pools.update(this.ctx.db, name, changes, true))
     if (outcome === 'not_found') throw poolNotFound(name)
-    await withRetry(async () => { await pools.provision(this.ctx.db, name, next.size) })
+    await this.provision(name, next.size, 'changed')
     return await this.poolChanged(name)
   }
 
@@ -52,6 +52,24 @@ export class PoolAdmin {
     this.ctx.hint.poke()
     await withRetry(async () => { await pools.retireAll(this.ctx.db, name) })
     this.ctx.changed({ type: 'pool_changed', pool: { name, deleted: true } })
+  }
+
+  /**
+   * Brings the pool to `size` tokens, a statement at a time, after its settings committed.
+   * Should a step fail, the settings stand and the bookkeeping of every node finishes the
+   * job (TokenPool.sweep): the answer says so rather than "nothing was changed".
+   */
+  private async provision (name: string, size: number, done: 'created' | 'changed'): Promise<void> {
+    try {
+      await withRetry(async () => { await pools.provision(this.ctx.db, name) })
+    } catch (err) {
+      if (!(err instanceof PoolError) || err.code !== 'unavailable') throw err
+      this.ctx.hint.poke()
+      throw new PoolError('unavailable',
+        `Pool ${name} was ${done}, but the database failed while its tokens were being brought to ${size}; ` +
+        'the service finishes that by itself as soon as the database answers. Check it with GET /api/pools/' + name + '.',
+        { cause: err, retryAfterSeconds: err.retryAfterSeconds ?? 1 })
+    }
   }
 
   private async poolChanged (name: string): Promise<PoolView> {

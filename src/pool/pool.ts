@@ -75,7 +75,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     await migrate(this.db)
     await withRetry(async () => {
       await pools.update(this.db, DEFAULT_POOL, this.defaultSettings, false)
-      await pools.provision(this.db, DEFAULT_POOL, this.defaultSettings.size)
+      await pools.provision(this.db, DEFAULT_POOL)
     })
     await read(async () => { await this.model.start() })
     const every = this.options.sweepIntervalMs ?? 1000
@@ -160,6 +160,10 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     for (const r of rows) this.emit('change', { type: 'released', lease: ended(r, 'expired') })
     for (const name of await pools.names(this.db)) {
       while (await pools.forgetOldCounts(this.db, name, FORGET_STEP) === FORGET_STEP);
+    }
+    // A resize cut short by a failure (PoolAdmin.provision) is finished here.
+    for (const state of this.model.allPools()) {
+      if (state.needsProvisioning()) await pools.provision(this.db, state.name)
     }
     await prune(this.db, KEEP_EVENTS)
     // Rows of dead nodes go even when nobody else waits (what was granted to them, back).

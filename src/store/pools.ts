@@ -40,11 +40,14 @@ export async function retireAll (db: Db, name: string): Promise<void> {
   }
 }
 
-/** Makes the pool hold exactly `size` live tokens (rule 1); ids are created once and kept. */
-export async function provision (db: Db, name: string, size: number): Promise<void> {
+/**
+ * Makes the pool hold exactly its size in live tokens (rule 1), a step at a time; ids are
+ * created once and kept. Each step reads the size then in force, so two nodes at it agree.
+ */
+export async function provision (db: Db, name: string): Promise<void> {
   for (;;) {
-    const [row] = await db.query<{ live: number }>('SELECT tp_provision($1, $2, $3) AS live', [name, size, PROVISION_STEP])
-    if (row?.live === size) return
+    const [row] = await db.query<{ live: number | null, size: number | null }>('SELECT * FROM tp_provision_step($1, $2)', [name, PROVISION_STEP])
+    if (row === undefined || row.live === row.size) return
   }
 }
 

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { PoolError } from '../../src/domain/errors.js'
 import { newId } from '../../src/domain/ids.js'
+import { withDefaults } from '../../src/domain/types.js'
 import { TokenPool, type PoolOptions } from '../../src/pool/pool.js'
+import type { Db } from '../../src/store/db.js'
 import { travel } from '../helpers/app.js'
 import { describeEachBackend, testDb } from '../helpers/db.js'
 
@@ -57,5 +60,41 @@ describeEachBackend('a fixed pool whose ids are kept forever', (backend) => {
     const regrown = new TokenPool(db, options(7))
     await regrown.start()
     assert.deepEqual(await ids(regrown), seven)
+  })
+})
+
+describeEachBackend('a resize cut short by a failure', (backend) => {
+  test('is answered 503 saying what stands, and the sweep finishes it', async (t) => {
+    const db = await testDb(t, backend)
+    // The database fails the step that follows the creation (a statement timeout on a
+    // loaded machine, as a newcomer's trial met at 100,000 tokens).
+    let failNext = false
+    const failing: Db = {
+      ...db,
+      query: async (text, values) => {
+        if (text.includes('tp_provision_step') && failNext) {
+          failNext = false
+          throw Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' })
+        }
+        return await db.query(text, values)
+      },
+    }
+    const pool = new TokenPool(failing, options(2))
+    await pool.start()
+    failNext = true
+    const err = await pool.createPool('seats', withDefaults({ size: 5 })).catch((e: unknown) => e)
+    assert.ok(err instanceof PoolError)
+    assert.equal(err.code, 'unavailable')
+    assert.match(err.message, /Pool seats was created, but .* brought to 5; the service finishes that by itself/)
+    assert.ok((err.retryAfterSeconds ?? 0) >= 1)
+    // The creation itself made these few tokens; retire some behind the pool's back to leave
+    // it short, as a failed step of a larger pool does.
+    await db.query("UPDATE tokens SET retired = true WHERE pool = 'seats' AND position > (SELECT min(position) + 1 FROM tokens WHERE pool = 'seats')")
+    await db.query("SELECT tp_refresh('seats', NULL)")
+    assert.equal((await pool.getPool('seats')).total, 2)
+    await pool.sweep()
+    const seats = await pool.getPool('seats')
+    assert.equal(seats.size, 5)
+    assert.equal(seats.total, 5)
   })
 })

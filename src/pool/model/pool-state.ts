@@ -230,6 +230,16 @@ export class PoolState {
     }
   }
 
+  /**
+   * Whether the pool surely holds more or fewer live tokens than its size: a resize was cut
+   * short. (Retired tokens whose lease still runs count as active, so a surplus is sure only
+   * beyond them.)
+   */
+  needsProvisioning (): boolean {
+    const f = this.figures()
+    return f.total < this.settings.size || f.total - f.active > this.settings.size
+  }
+
   /** The window's usage figures; the least-used list in token order, at most `limit`. */
   usage (limit: number): UsageFigures {
     let min = Infinity
