@@ -45,8 +45,9 @@ export const START: Position = { xid: '0', id: 0 }
 const COLUMNS = `id, xid::text AS xid, type, pool, lease_id, token_id, user_id, started_at, expires_at,
                  renewable_until, released_at, release_reason, evicted_user_id, renewed_at, body`
 
-// Below the oldest transaction still running, no event can appear any more.
-const SETTLED = 'xid < pg_snapshot_xmin(pg_current_snapshot())'
+// Below the oldest transaction of this database still running, no event can appear any
+// more (tp_horizon, migration 0031; a transaction in another database holds nothing back).
+const SETTLED = 'xid < (SELECT tp_horizon())'
 
 /** Settled events after `after`, in stream order; not the read models' `refresh` marks. */
 export async function readAfter (db: Db, after: Position, limit: number): Promise<DbEvent[]> {
@@ -69,9 +70,10 @@ export async function head (db: Db): Promise<Position> {
 
 /**
  * Where to resume after the event a client saw last (SSE Last-Event-ID): right after it
- * while it is still kept. `reset` when it is older than the kept window: the client
- * missed events it can no longer get and must re-read the state. An id the stream never
- * had (newer, or from another database) resumes from now.
+ * while it is still kept. Any other id gets `reset` — the client must re-read the state —
+ * and the stream goes on from now: an id older than the kept window (its events are
+ * gone), and one this log never had (newer than any, from another database, or of a
+ * transaction rolled back), since what the client holds is not this log's state.
  */
 export async function resumeAfter (db: Db, lastId: number): Promise<{ from: Position, reset: boolean }> {
   const [row] = await db.query<{ xid: string | null, oldest: number | null }>(
@@ -80,10 +82,10 @@ export async function resumeAfter (db: Db, lastId: number): Promise<{ from: Posi
     [lastId]
   )
   if (row?.xid != null) return { from: { xid: row.xid, id: lastId }, reset: false }
-  // The event right before the oldest kept one (say 0 when 1 is kept): nothing was pruned
-  // after it, so everything kept follows it.
-  if (row?.oldest != null && lastId === row.oldest - 1) return { from: START, reset: false }
-  return { from: await head(db), reset: row?.oldest != null && lastId < row.oldest }
+  // The event right before the oldest kept one (0 when the log is empty or starts at 1):
+  // nothing was pruned after it, so everything kept follows it.
+  if (lastId === (row?.oldest ?? 1) - 1) return { from: START, reset: false }
+  return { from: await head(db), reset: true }
 }
 
 /**

@@ -39,7 +39,7 @@ export async function changesAfter (db: Db, node: string, after: Position, skip:
 export async function horizon (db: Db, node: string): Promise<{ horizon: string, at_ms: number }> {
   const [row] = await db.query<{ horizon: string, at_ms: number }>(
     `WITH mark AS (INSERT INTO read_model_marks (node) VALUES ($1::uuid) ON CONFLICT (node) DO NOTHING)
-     SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon, (extract(epoch FROM now()) * 1000)::float8 AS at_ms`, [node])
+     SELECT tp_horizon()::text AS horizon, (extract(epoch FROM now()) * 1000)::float8 AS at_ms`, [node])
   return row!
 }
 

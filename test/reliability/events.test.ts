@@ -2,15 +2,17 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
 import Fastify from 'fastify'
+import pg from 'pg'
+import { newId } from '../../src/domain/ids.js'
 import errors from '../../src/http/plugins/errors.js'
 import eventRoutes from '../../src/http/routes/events.js'
 import { ErrorBody } from '../../src/http/schemas/common.js'
 import { buildApp } from '../../src/http/app.js'
 import { TokenPool } from '../../src/pool/pool.js'
-import { head, prune } from '../../src/store/events.js'
+import { head, prune, readAfter } from '../../src/store/events.js'
 import { pgliteDb } from '../../src/store/pglite-db.js'
 import { build, json, travel, type Harness } from '../helpers/app.js'
-import { describeEachBackend, freshPglite, type Backend } from '../helpers/db.js'
+import { describeEachBackend, describeMultiConnection, freshPglite, POSTGRES_URL, type Backend } from '../helpers/db.js'
 import { SseClient } from './helpers/sse.js'
 import { Access } from '../../src/http/plugins/auth.js'
 
@@ -142,12 +144,13 @@ describeEachBackend('GET /api/events', (backend) => {
     assert.deepEqual(got.map((e) => e.event), ['reset', 'allocated'])
     assert.deepEqual(data(got[0]!), { pool: null }, 'a stream of every pool')
     assert.deepEqual(data(got[1]!), next)
-    // An id the stream never had resumes from now.
-    const fresh = await s.events({ 'last-event-id': '999999999' })
+    // An id the stream never had (newer than any: another database's) is no silent skip
+    // either: one reset, then what happens next.
+    const stranger = await s.events({ 'last-event-id': '999999999' })
     const after = await s.allocate()
-    const [first] = await fresh.waitForCount(1)
-    assert.equal(first!.event, 'allocated')
-    assert.deepEqual(data(first!), after)
+    const fromStranger = await stranger.waitForCount(2)
+    assert.deepEqual(fromStranger.map((e) => e.event), ['reset', 'allocated'])
+    assert.deepEqual(data(fromStranger[1]!), after)
   })
 
   test('a subscriber that starts after many events gets only what happens next, never a replay', async (t) => {
@@ -239,4 +242,42 @@ test('head ordering: a subscriber that starts after events whose xids cross 999 
   t.after(() => { resumed.close() })
   const replayed = await resumed.waitForCount(30)
   assert.deepEqual(replayed.map(data), [...leases.slice(1), next])
+})
+
+describeMultiConnection('the log\'s horizon is this database\'s', () => {
+  test('a transaction open in another database on the same server holds no event back', async (t) => {
+    const s = await serve(t, 'postgres', { poolSize: 5 })
+    const stream = await s.events()
+    // A writing transaction elsewhere on the server (another application's batch job, a
+    // session left idle in a transaction): it holds a transaction id until it ends.
+    const elsewhere = new URL(POSTGRES_URL!)
+    elsewhere.pathname = '/postgres'
+    const other = new pg.Client({ connectionString: elsewhere.toString() })
+    await other.connect()
+    t.after(async () => { await other.end() })
+    await other.query('BEGIN')
+    await other.query('SELECT pg_current_xact_id()')
+    const lease = await s.allocate()
+    const [event] = await stream.waitForCount(1)
+    assert.deepEqual(data(event!), lease)
+    // Still open: the event came while it ran, not when it ended.
+    assert.equal((await other.query('SELECT pg_current_xact_id()::text AS x')).rows.length, 1)
+    await other.query('ROLLBACK')
+  })
+
+  test('a transaction open in this database still holds back what committed after it, so the stream keeps its order', async (t) => {
+    const { db } = await serve(t, 'postgres', { poolSize: 5 })
+    await db.withSession(async (early) => {
+      await early.query('BEGIN')
+      await early.query("SELECT tp_pool_changed('default')")
+      const pool = new TokenPool(db, { defaultPool: { size: 5 }, sweepIntervalMs: 0 })
+      await pool.allocate(newId())
+      const from = await head(db)
+      // The allocation committed, but the earlier transaction may still write before it in
+      // the stream's order: nothing past it is settled yet.
+      assert.deepEqual((await readAfter(db, from, 10)).map((e) => e.type), [])
+      await early.query('COMMIT')
+      assert.deepEqual((await readAfter(db, from, 10)).map((e) => e.type), ['pool_changed', 'allocated'])
+    })
+  })
 })
