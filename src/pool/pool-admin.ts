@@ -50,8 +50,18 @@ export class PoolAdmin {
     }
     this.forget(name)
     this.ctx.hint.poke()
-    await withRetry(async () => { await pools.retireAll(this.ctx.db, name) })
     this.ctx.changed({ type: 'pool_changed', pool: { name, deleted: true } })
+    try {
+      await withRetry(async () => { await pools.retireAll(this.ctx.db, name) })
+    } catch (err) {
+      // The pool is gone for users already; its tokens' flags only matter to a pool created
+      // again under the name, whose provisioning retires what is surplus.
+      if (!(err instanceof PoolError) || err.code !== 'unavailable') throw err
+      throw new PoolError('unavailable',
+        `Pool ${name} was deleted, but the database failed while its tokens were being retired; ` +
+        'nothing else needs doing (a pool created again under this name settles them).',
+        { cause: err, retryAfterSeconds: err.retryAfterSeconds ?? 1 })
+    }
   }
 
   /**

@@ -68,12 +68,12 @@ describeEachBackend('a resize cut short by a failure', (backend) => {
     const db = await testDb(t, backend)
     // The database fails the step that follows the creation (a statement timeout on a
     // loaded machine, as a newcomer's trial met at 100,000 tokens).
-    let failNext = false
+    let failNext: string | undefined
     const failing: Db = {
       ...db,
       query: async (text, values) => {
-        if (text.includes('tp_provision_step') && failNext) {
-          failNext = false
+        if (failNext !== undefined && text.includes(failNext)) {
+          failNext = undefined
           throw Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' })
         }
         return await db.query(text, values)
@@ -81,7 +81,7 @@ describeEachBackend('a resize cut short by a failure', (backend) => {
     }
     const pool = new TokenPool(failing, options(2))
     await pool.start()
-    failNext = true
+    failNext = 'tp_provision_step'
     const err = await pool.createPool('seats', withDefaults({ size: 5 })).catch((e: unknown) => e)
     assert.ok(err instanceof PoolError)
     assert.equal(err.code, 'unavailable')
@@ -96,5 +96,15 @@ describeEachBackend('a resize cut short by a failure', (backend) => {
     const seats = await pool.getPool('seats')
     assert.equal(seats.size, 5)
     assert.equal(seats.total, 5)
+
+    // A delete whose retiring fails: the pool is gone all the same, and the answer says so.
+    failNext = 'tp_pool_retire'
+    const deleted = await pool.deletePool('seats', false).catch((e: unknown) => e)
+    assert.ok(deleted instanceof PoolError)
+    assert.equal(deleted.code, 'unavailable')
+    assert.match(deleted.message, /Pool seats was deleted, but/)
+    await assert.rejects(pool.getPool('seats'), { code: 'not_found' })
+    // Created again under the name: the same ids, and exactly its size.
+    assert.equal((await pool.createPool('seats', withDefaults({ size: 3 }))).total, 3)
   })
 })
