@@ -17,7 +17,7 @@ export async function read<T> (op: () => Promise<T>): Promise<T> {
 
 export function exhausted (pool: string, retryAfterMs: number | null): PoolError {
   if (retryAfterMs === null) {
-    return new PoolError('pool_exhausted', 'No token is available and none will free up: every token is disabled.')
+    return new PoolError('pool_exhausted', 'No token is available: every token is disabled, and none frees up until an admin enables one.')
   }
   const retryAfterSeconds = Math.max(1, Math.ceil(retryAfterMs / 1000))
   return new PoolError('pool_exhausted', 'No token is available; try again when the earliest lease or cooldown ends.', {
