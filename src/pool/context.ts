@@ -1,4 +1,4 @@
-import type { EndedLease, Lease, PoolView, TokenView, WindowInfo } from '../domain/types.js'
+import type { EndedLease, Lease, PoolCounts, PoolView, TokenView, WindowInfo } from '../domain/types.js'
 import type { Db } from '../store/db.js'
 import type { CommitHint } from './commit-hint.js'
 import type { ReadModel } from './model/read-model.js'
@@ -18,14 +18,7 @@ export interface WaitEnded {
 }
 
 /** A pool's counts and window, as listings, stats and the pool view show them. */
-export interface PoolHead extends WindowInfo {
-  total: number
-  active: number
-  available: number
-  cooling: number
-  disabled: number
-  waiting: number
-}
+export type PoolHead = PoolCounts & WindowInfo
 
 /** What every use case of a pool shares: the database, this node's copy of it, and how news leaves. */
 export interface PoolContext {

@@ -5,7 +5,7 @@ import * as leases from '../store/leases.js'
 import { withRetry } from '../store/sqlstate.js'
 import { ended, notHolder, releasedLease, renewedLease, tokenNotFound } from './answers.js'
 import { Batcher } from './batcher.js'
-import { batchesInFlight, MAX_QUEUED, type PoolContext } from './context.js'
+import { batchesInFlight, MAX_QUEUED, type PoolContext, type PoolEvent } from './context.js'
 import type { PoolReads } from './reads.js'
 
 interface TokenUser {
@@ -23,21 +23,8 @@ export class LeaseEnds {
   private readonly renewals: Batcher<leases.DbRenewal, TokenUser>
 
   constructor (private readonly ctx: PoolContext, private readonly reads: PoolReads) {
-    const inFlight = batchesInFlight(ctx.db)
-    this.releases = new Batcher(async (asks) => {
-      const rows = await withRetry(async () => await leases.releaseMany(ctx.db, distinctPairs(asks)))
-      const released = rows.filter((r) => r.outcome === 'released')
-      if (released.length > 0) ctx.hint.poke()
-      for (const r of released) ctx.changed({ type: 'released', lease: releasedLease(r) })
-      return new Map(rows.map((r) => [`${r.token_id} ${r.user_id}`, r]))
-    }, 256, inFlight, MAX_QUEUED)
-    this.renewals = new Batcher(async (asks) => {
-      const rows = await withRetry(async () => await leases.renewMany(ctx.db, distinctPairs(asks)))
-      const renewed = rows.filter((r) => r.outcome === 'renewed')
-      if (renewed.length > 0) ctx.hint.poke()
-      for (const r of renewed) ctx.changed({ type: 'renewed', lease: renewedLease(r) })
-      return new Map(rows.map((r) => [`${r.token_id} ${r.user_id}`, r]))
-    }, 256, inFlight, MAX_QUEUED)
+    this.releases = holderBatcher(ctx, leases.releaseMany, 'released', (r) => ({ type: 'released', lease: releasedLease(r) }))
+    this.renewals = holderBatcher(ctx, leases.renewMany, 'renewed', (r) => ({ type: 'renewed', lease: renewedLease(r) }))
   }
 
   async release (tokenId: Id, userId: Id, pool?: string): Promise<EndedLease> {
@@ -70,6 +57,25 @@ export class LeaseEnds {
     for (const r of rows) this.ctx.changed({ type: 'cleared', lease: ended(r, 'cleared') })
     return rows.length
   }
+}
+
+/**
+ * Group commit of one holder operation: a batch is one statement over every (token, user)
+ * pair, each answered by its own row; what took effect is announced once committed.
+ */
+function holderBatcher<R extends { outcome: string, token_id: string, user_id: string }> (
+  ctx: PoolContext,
+  write: (db: PoolContext['db'], pairs: TokenUser[]) => Promise<R[]>,
+  done: R['outcome'],
+  announce: (row: R) => PoolEvent
+): Batcher<R, TokenUser> {
+  return new Batcher(async (asks) => {
+    const rows = await withRetry(async () => await write(ctx.db, distinctPairs(asks)))
+    const changed = rows.filter((r) => r.outcome === done)
+    if (changed.length > 0) ctx.hint.poke()
+    for (const r of changed) ctx.changed(announce(r))
+    return new Map(rows.map((r) => [`${r.token_id} ${r.user_id}`, r]))
+  }, 256, batchesInFlight(ctx.db), MAX_QUEUED)
 }
 
 /** One pair per key: the same release asked twice in one batch is one release with one answer. */
