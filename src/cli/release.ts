@@ -21,6 +21,7 @@ export const release = {
           ['pool', ended.pool],
           ['token', ended.token_id],
           ['user', who(ended.user_id, ended.holder)],
+          ['lease', String(ended.lease_id)],
           ['started', ended.started_at],
           ['released', ended.released_at],
           ['reason', ended.release_reason],

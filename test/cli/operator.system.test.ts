@@ -87,6 +87,7 @@ for (const backend of ['pglite', 'postgres'] as const) {
       const released = cli(['release', lease.token_id, '--user', b, '--url', url])
       assert.equal(released.code, 0, released.stderr)
       assert.match(released.stdout, /reason: +released/)
+      assert.match(released.stdout, new RegExp(`^lease: +${lease.lease_id}$`, 'm'), 'the lease that ended, as allocate named it')
 
       const history = cli(['history', lease.token_id, '--url', url], admin)
       assert.equal(history.code, 0, history.stderr)
