@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 /**
  * Why HOST:PORT can't be listened on, as one line for a person; undefined when it can.
@@ -18,12 +21,23 @@ export async function listenProblem (host: string, port: number): Promise<string
   })
 }
 
+const SLOW = 'this can take a minute on a slow machine'
+
 /** What `serve` is about to open, said before the wait; never the password. */
 export function describeDatabase (url: string | undefined): string {
   const where = whereIs(url)
-  if (url === 'memory://') return `starting the embedded database (PGlite ${where}); this takes a few seconds`
-  if (url === undefined || url.startsWith('file://')) return `starting the embedded database (PGlite ${where}); the first start takes a few seconds`
+  // Making a new database (initdb) is the slow part: a minute was seen on a busy machine.
+  if (url === 'memory://') return `creating the embedded database ${where} (${SLOW})`
+  if (url === undefined || url.startsWith('file://')) {
+    return isNewDataDir(url) ? `creating the embedded database ${where} (first start only; ${SLOW})` : `starting the embedded database (PGlite ${where})`
+  }
   return `connecting to PostgreSQL ${where}`
+}
+
+/** Whether PGlite has yet to make this data directory: the same test as openPglite's. */
+function isNewDataDir (url: string | undefined): boolean {
+  const dir = url === undefined ? resolve('data') : fileURLToPath(url)
+  return !existsSync(join(dir, 'PG_VERSION'))
 }
 
 /** A failure to start that is the setting's or the environment's, not a bug: one line, no stack. */

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { describe, test } from 'node:test'
 import { describeDatabase, listenProblem } from '../../src/cli/startup.js'
-import { startServer } from '../helpers/server.js'
+import { freePort, startServer } from '../helpers/server.js'
+import { startServer as startCliServer } from './helpers/server.js'
 import { tempDir } from '../helpers/dirs.js'
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
@@ -75,9 +76,24 @@ describe('the first five minutes of serve', () => {
     assert.ok(!existsSync(join(dir, 'token-pool.pid')))
   })
 
-  test('what serve says before the database starts never includes the password', () => {
-    assert.match(describeDatabase(undefined), /PGlite in \.\/data.*first start takes a few seconds/)
-    assert.match(describeDatabase('memory://'), /PGlite in memory/)
+  test('the slow first start is announced when the data directory is new, and only then', async (t) => {
+    const dir = tempDir(t, 'token-pool-first-')
+    const env = { DATABASE_URL: pathToFileURL(dir).toString(), POOL_SIZE: '2' }
+    const first = await startCliServer(await freePort(), env)
+    await first.stop()
+    assert.ok(first.output().includes(`creating the embedded database in ${dir} (first start only; this can take a minute on a slow machine)`), first.output())
+    // The directory PGlite made is known as made: the next start says so (no second start needed to see it).
+    assert.equal(describeDatabase(env.DATABASE_URL), `starting the embedded database (PGlite in ${dir})`)
+  })
+
+  test('what serve says before the database starts never includes the password', (t) => {
+    const dir = tempDir(t, 'token-pool-describe-')
+    const url = pathToFileURL(dir).toString()
+    assert.equal(describeDatabase(url), `creating the embedded database in ${dir} (first start only; this can take a minute on a slow machine)`)
+    writeFileSync(join(dir, 'PG_VERSION'), '17\n')
+    assert.equal(describeDatabase(url), `starting the embedded database (PGlite in ${dir})`)
+    assert.match(describeDatabase(undefined), /in \.\/data/)
+    assert.equal(describeDatabase('memory://'), 'creating the embedded database in memory (this can take a minute on a slow machine)')
     const pg = describeDatabase('postgres://app:s3cret@db.internal:6543/pool?sslmode=require')
     assert.equal(pg, 'connecting to PostgreSQL at db.internal:6543/pool')
     assert.equal(describeDatabase('postgresql://db.internal/pool'), 'connecting to PostgreSQL at db.internal:5432/pool')
