@@ -130,5 +130,11 @@ export function defaultPoolSettings (c: Config): PoolSettings {
   }
 }
 
+/** A setting's environment variable, its flag and its default (undefined: unset), for the help of serve. */
+export function settingOf (key: keyof Config): { env: string, flag: string, fallback: unknown } {
+  const { env, fallback } = SETTINGS[key]
+  return { env, flag: flagOf(env), fallback }
+}
+
 /** The names of every setting's flag, for parseArgs. */
 export const CONFIG_FLAGS = Object.values(SETTINGS).map((s) => flagOf(s.env).slice(2))

@@ -37,7 +37,7 @@ function userOf (values: RemoteContext['values'], positionals: string[]): string
   const arg = positionals[0]
   if (flag !== undefined && arg !== undefined && flag !== arg) throw new UsageError('give the user once: as the argument or with --user')
   const user = flag ?? arg
-  if (user === undefined || user === '') throw new UsageError('--user is required (or give USER_ID as the argument)')
+  if (user === undefined || user === '') throw new UsageError('--user is required, or USER_ID as the argument')
   return user
 }
 

@@ -23,7 +23,7 @@ export const disable = {
   run: remote('disable', {
     usage: 'disable TOKEN_ID [--reason TEXT]',
     summary: disableSummary,
-    details: 'The token is found in whichever pool holds it. Harmless to repeat.\n\n' +
+    details: 'The token is found in whichever pool holds it (there is no --pool). Harmless to repeat.\n\n' +
       'Options of disable:\n  --reason TEXT        why, for people (up to 200 characters)',
     options: { reason: { type: 'string' } },
     positionals: ['TOKEN_ID'],

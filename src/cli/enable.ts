@@ -9,7 +9,8 @@ export const enable = {
   run: remote('enable', {
     usage: 'enable TOKEN_ID',
     summary: enableSummary,
-    details: 'Ends the token\'s disabled state and its cooldown. Harmless to repeat.',
+    details: 'Ends the token\'s disabled state and its cooldown. The token is found in whichever pool holds it\n' +
+      '(there is no --pool). Harmless to repeat.',
     positionals: ['TOKEN_ID'],
     run: async ({ client, positionals }) => {
       const result = await client.enable(positionals[0] ?? '')

@@ -9,7 +9,7 @@ export const history = {
   run: remote('history', {
     usage: 'history TOKEN_ID [--limit N]',
     summary,
-    details: 'Options of history:\n  --limit N            at most N usages (default: all of them)',
+    details: 'The token is found in whichever pool holds it (there is no --pool).\n\nOptions of history:\n  --limit N            at most N usages (default: all of them)',
     options: { limit: { type: 'string' } },
     positionals: ['TOKEN_ID'],
     run: async ({ client, values, positionals }) => {

@@ -1,6 +1,7 @@
 import { MIN_DURATION_SECONDS } from '../domain/types.js'
 import type { CreatePool, PoolChanges } from '../client/index.js'
 import { poolText } from './pools.js'
+import { usageLine } from './args.js'
 import { EXIT, numberFlag, remote, type RemoteContext, UsageError } from './remote.js'
 
 const SETTINGS_OPTIONS = {
@@ -110,7 +111,7 @@ export const pool = {
     }
     const sub = name === undefined ? undefined : SUBCOMMANDS[name]
     if (sub === undefined) {
-      process.stderr.write(`token-pool pool: ${name === undefined ? 'missing create, set or delete' : `unknown subcommand ${JSON.stringify(name)}`}\n\n${HELP}`)
+      process.stderr.write(usageLine('pool', new UsageError(name === undefined ? 'missing create, set or delete' : `unknown subcommand ${JSON.stringify(name)}`)))
       process.exitCode = EXIT.usage
       return
     }

@@ -1,5 +1,8 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util'
+import type { ParseArgsConfig } from 'node:util'
 import { TokenPoolClient, TokenPoolError, TokenPoolUnreachableError, type TokenPoolScope } from '../client/index.js'
+import { parseCommandLine, UsageError, usageLine } from './args.js'
+
+export { UsageError }
 
 /** Exit codes of the operator commands, the same for each; scripts may rely on them. */
 export const EXIT = {
@@ -11,11 +14,11 @@ export const EXIT = {
   usage: 2,
   /** the service could not be reached */
   unreachable: 3,
+  /** token-pool itself failed: a bug, which a script must not read as a refusal or a bad command line */
+  bug: 4,
 } as const
 
 export const DEFAULT_URL = 'http://127.0.0.1:4000'
-
-export class UsageError extends Error {}
 
 type Options = NonNullable<ParseArgsConfig['options']>
 
@@ -65,7 +68,8 @@ Exit codes:
   0  done
   1  the service answered with an error (its code is printed, e.g. not_holder)
   2  bad command line
-  3  the service could not be reached`
+  3  the service could not be reached
+  4  token-pool itself failed (a bug; please report it)`
 
 export function helpOf (name: string, command: RemoteCommand): string {
   return `Usage: token-pool ${command.usage} [--url URL] [--json]
@@ -103,18 +107,13 @@ export function remote (name: string, command: RemoteCommand): (argv: string[]) 
       if (output !== undefined) process.stdout.write(json ? JSON.stringify(output.json, null, 2) + '\n' : output.text)
       process.exitCode = EXIT.ok
     } catch (err) {
-      process.exitCode = fail(name, command, err, json)
+      process.exitCode = fail(name, err, json)
     }
   }
 }
 
 function parse (argv: string[], command: RemoteCommand) {
-  let parsed
-  try {
-    parsed = parseArgs({ args: argv, options: { ...COMMON, ...command.options }, allowPositionals: true, strict: true })
-  } catch (err) {
-    throw new UsageError((err as Error).message)
-  }
+  const parsed = parseCommandLine({ args: argv, options: { ...COMMON, ...command.options }, allowPositionals: true, strict: true })
   if (parsed.values.help === true) return parsed
   const wanted = command.positionals ?? []
   if (parsed.positionals.length < wanted.length) throw new UsageError(`missing ${wanted.slice(parsed.positionals.length).join(' ')}`)
@@ -123,13 +122,13 @@ function parse (argv: string[], command: RemoteCommand) {
   return parsed
 }
 
-function fail (name: string, command: RemoteCommand, err: unknown, json: boolean): number {
+function fail (name: string, err: unknown, json: boolean): number {
   const print = (body: unknown, line: string) => {
     if (json) process.stdout.write(JSON.stringify(body, null, 2) + '\n')
     else process.stderr.write(line + '\n')
   }
   if (err instanceof UsageError) {
-    process.stderr.write(`token-pool ${name}: ${err.message}\n\n${helpOf(name, command)}`)
+    process.stderr.write(usageLine(name, err))
     return EXIT.usage
   }
   if (err instanceof TokenPoolError) {

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto'
 import { createInterface } from 'node:readline/promises'
-import { parseArgs } from 'node:util'
 import { LeastUsedSelector, seededRng } from '../domain/selection.js'
+import { parseCommandLine, UsageError, usageLine } from './args.js'
 
 const PROMPT = 'Enter number of operations to simulate: '
 const MAX_OPERATIONS = 1_000_000_000
@@ -19,9 +19,6 @@ Options:
   --seed N     seed of the random tie-break, to repeat a run exactly
   --json       print the result as JSON
 `
-
-/** A bad argument or answer: the message is printed as it is, with exit code 2. */
-export class UsageError extends Error {}
 
 export interface SimulationResult {
   operations: number
@@ -92,7 +89,7 @@ async function ask (output: NodeJS.WriteStream): Promise<string> {
   const rl = createInterface({ input: process.stdin, output, terminal: process.stdin.isTTY })
   try {
     const closed = new Promise<never>((_resolve, reject) => {
-      rl.once('close', () => { reject(new UsageError('no number of operations given (stdin closed)')) })
+      rl.once('close', () => { reject(new UsageError('no number of operations given: stdin is closed')) })
     })
     const answer = await Promise.race([rl.question(PROMPT), closed])
     // A piped answer is not echoed: end the prompt's line ourselves.
@@ -125,28 +122,22 @@ export async function simulateCommand (argv: string[]): Promise<void> {
     await run(argv)
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
-    process.stderr.write(`token-pool simulate: ${err.message}\n`)
+    process.stderr.write(usageLine('simulate', err))
     process.exitCode = 2
   }
 }
 
 async function run (argv: string[]): Promise<void> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        tokens: { type: 'string', default: '1000' },
-        seed: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    })
-  } catch (err) {
-    throw new UsageError((err as Error).message)
-  }
-  const { values, positionals } = parsed
+  const { values, positionals } = parseCommandLine({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      tokens: { type: 'string', default: '1000' },
+      seed: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
   if (values.help) {
     process.stdout.write(HELP)
     return

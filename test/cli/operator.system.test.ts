@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { TokenPoolClient } from '../../src/client/index.js'
+import { CONFIG_FLAGS } from '../../src/config.js'
 import { POSTGRES_URL } from '../helpers/db.js'
 import { freePort } from '../helpers/server.js'
 import { cli, cliEach, ROOT, serverDatabase, startServer, type Server } from './helpers/server.js'
@@ -381,7 +382,7 @@ test('--help on every command: usage, options and the exit codes, exit 0', async
     assert.match(r.stdout, new RegExp(`^Usage: token-pool ${name}`))
     assert.match(r.stdout, /--url URL/)
     assert.match(r.stdout, /--json/)
-    assert.match(r.stdout, /Exit codes:\n {2}0 {2}done\n {2}1 .+\n {2}2 {2}bad command line\n {2}3 {2}the service could not be reached/)
+    assert.match(r.stdout, /Exit codes:\n {2}0 {2}done\n {2}1 .+\n {2}2 {2}bad command line\n {2}3 {2}the service could not be reached\n {2}4 {2}token-pool itself failed/)
   })
   subcommands.forEach((name, i) => {
     const r = runs[COMMANDS.length + i]!
@@ -396,7 +397,31 @@ test('--help on every command: usage, options and the exit codes, exit 0', async
   for (const name of [...COMMANDS, 'pool']) assert.match(top!.stdout, new RegExp(`^ {2}${name} `, 'm'))
 })
 
-test('exit 2 on a bad command line, with the usage on stderr, before reaching the service', async () => {
+test('serve --help and migrate --help: each setting with its variable, what it means and its default', async () => {
+  const [serve, migrate] = await cliEach([['serve', '--help'], ['migrate', '-h']])
+  /** the help of one flag: its line and the indented lines under it, each ending in a newline */
+  const entry = (help: string, flag: string) => help.split(/(?<=\n)(?= {2}-)/).find((b) => b.startsWith(`  --${flag} `)) ?? ''
+  assert.equal(serve!.code, 0, serve!.stderr)
+  assert.match(serve!.stdout, /^Usage: token-pool serve \[options\]\n/)
+  for (const flag of CONFIG_FLAGS) {
+    const env = flag.toUpperCase().replaceAll('-', '_')
+    assert.match(entry(serve!.stdout, flag), new RegExp(`^ {2}--${flag} \\S+ {2}\\(${env}\\)\\n( {6}\\S.*\\n)+ {6}default: \\S.*\\n`), flag)
+  }
+  const defaults: Array<[string, string]> = [['port', '4000'], ['pool-size', '100'], ['lease-ttl-seconds', '120'], ['on-exhausted', 'evict_oldest'],
+    ['database-url', 'PGlite kept in ./data'], ['lease-max-seconds', 'LEASE_TTL_SECONDS'], ['user-quota', 'none (no limit)'], ['admin-token', 'unset']]
+  for (const [flag, byDefault] of defaults) {
+    assert.ok(entry(serve!.stdout, flag).includes(`\n      default: ${byDefault}\n`), `${flag}: ${entry(serve!.stdout, flag)}`)
+  }
+  assert.match(serve!.stdout, /\n {2}4 {2}token-pool itself failed/)
+
+  assert.equal(migrate!.code, 0, migrate!.stderr)
+  assert.match(migrate!.stdout, /^Usage: token-pool migrate \[--database-url URL\]\n/)
+  assert.match(entry(migrate!.stdout, 'database-url'), /\(DATABASE_URL\)\n[^]*postgres:\/\/[^]*\n {6}default: PGlite kept in \.\/data\n/)
+  assert.equal(entry(migrate!.stdout, 'pool-size'), '', 'only the setting migrate uses')
+  assert.match(migrate!.stdout, /\n {2}4 {2}token-pool itself failed/)
+})
+
+test('exit 2 on a bad command line, with one line on stderr that points at --help, before reaching the service', async () => {
   const url = 'http://127.0.0.1:4599'
   const token = randomUUID()
   const cases = [
@@ -434,13 +459,36 @@ test('exit 2 on a bad command line, with the usage on stderr, before reaching th
   cases.forEach(([name, ...rest], i) => {
     const r = runs[i]!
     assert.equal(r.code, 2, `${name} ${rest.join(' ')}: ${r.stdout}${r.stderr}`)
-    assert.match(r.stderr, new RegExp(`^token-pool ${name}: .+\\n\\nUsage: token-pool ${name}`))
+    assert.equal(r.stdout, '')
+    assert.match(r.stderr, new RegExp(`^token-pool ${name}: [^\\n]+ \\(see token-pool ${name} --help\\)\\n$`))
   })
   const [pool, rename, unknown] = runs.slice(cases.length)
-  assert.equal(pool!.code, 2)
-  assert.equal(rename!.code, 2)
-  assert.match(rename!.stderr, /^token-pool pool: unknown subcommand "rename"/)
-  assert.equal(unknown!.code, 2)
+  assert.deepEqual([pool!.code, pool!.stderr], [2, 'token-pool pool: missing create, set or delete (see token-pool pool --help)\n'])
+  assert.deepEqual([rename!.code, rename!.stderr], [2, 'token-pool pool: unknown subcommand "rename" (see token-pool pool --help)\n'])
+  assert.deepEqual([unknown!.code, unknown!.stderr], [2, 'token-pool: unknown command "no-such-command" (see token-pool --help)\n'])
+})
+
+test('a bad option is said in our words, not with parseArgs\'s advice to pass it after --', async () => {
+  const token = randomUUID()
+  const cases: Array<[string[], string]> = [
+    [['history', token, '--pool', 'default'], 'token-pool history: unknown option --pool (see token-pool history --help)'],
+    [['history', token, '--pool'], 'token-pool history: unknown option --pool (see token-pool history --help)'],
+    [['status', '--pool'], 'token-pool status: --pool needs a value (see token-pool status --help)'],
+    [['status', '--bogus'], 'token-pool status: unknown option --bogus (see token-pool status --help)'],
+    [['release', token, '-x'], 'token-pool release: unknown option -x (see token-pool release --help)'],
+    [['stats', '--json=yes'], 'token-pool stats: --json takes no value (see token-pool stats --help)'],
+    [['allocate', '--user', '--json'],
+      'token-pool allocate: --user needs a value, not the option --json; for a value that starts with -, write --user=VALUE (see token-pool allocate --help)'],
+    [['pool', 'create', 'x', '--bogus'], 'token-pool pool create: unknown option --bogus (see token-pool pool create --help)'],
+    [['serve', '--bogus'], 'token-pool serve: unknown option --bogus (see token-pool serve --help)'],
+    [['serve', 'now'], 'token-pool serve: unexpected argument "now" (see token-pool serve --help)'],
+    [['migrate', '--database-url'], 'token-pool migrate: --database-url needs a value (see token-pool migrate --help)'],
+    [['simulate', '5', '--bogus'], 'token-pool simulate: unknown option --bogus (see token-pool simulate --help)'],
+  ]
+  const runs = await cliEach(cases.map(([args]) => args))
+  cases.forEach(([args, line], i) => {
+    assert.deepEqual([runs[i]!.code, runs[i]!.stdout, runs[i]!.stderr], [2, '', line + '\n'], args.join(' '))
+  })
 })
 
 test('exit 3 when the service cannot be reached, also with --json', async () => {
