@@ -25,6 +25,21 @@ const MAX_BUFFERED = 1024 * 1024
 const EVENT_ID = '^[0-9]{1,15}$'
 const CLOSE_GRACE_MS = 1000
 
+// For OpenAPI: how a stream begins, with one event.
+const STREAM_START = 'retry: 1000\n\nid: 43\nevent: enabled\ndata: ' + JSON.stringify({
+  id: '6f1c1a4e-3d2b-4f7a-9a53-2c1d0e9b8a71',
+  pool: 'default',
+  label: null,
+  status: 'available',
+  current_user_id: null,
+  lease_id: null,
+  started_at: null,
+  expires_at: null,
+  cooling_until: null,
+  disabled_reason: null,
+  usage_count: 3,
+}) + '\n\n'
+
 /** Server-sent events: every change by any node sharing the database, replayable by id. */
 const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, opts) => {
   const feed = opts.feed ?? new EventFeed(opts.pool.db)
@@ -46,7 +61,7 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
     schema: {
       tags: ['events'],
       summary: 'Every change to every pool (or one), from every node, as server-sent events',
-      description: 'text/event-stream. Each event has an `id:`, an `event:` and a `data:` line of JSON carrying `pool`: ' +
+      description: 'Each event has an `id:`, an `event:` and a `data:` line of JSON carrying `pool`: ' +
         'allocated and renewed carry the lease as allocate answers it; released (with release_reason) and cleared the ended lease as release answers it; ' +
         'cooling, disabled and enabled the token (flat, with id); pool_changed the pool as GET /api/pools/:pool shows it. ' +
         'A new subscriber gets only what happens next. A client that reconnects with Last-Event-ID (or ?last_event_id=) first gets the events it missed, ' +
@@ -56,8 +71,18 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
         last_event_id: Type.Optional(Type.String({ pattern: EVENT_ID, description: 'as the Last-Event-ID header' })),
         pool: Type.Optional(Type.String({ pattern: POOL_NAME_PATTERN, description: 'only this pool\'s events' })),
       }),
-      // Plain JSON Schema, not TypeBox: the body is a stream, never serialized from a value.
-      response: { 200: { description: 'an endless text/event-stream' }, ...errors(422, 429, 503) },
+      response: {
+        // The body is a stream, never serialized from a value: the schema only documents it.
+        200: {
+          description: 'the stream, which does not end: first `retry: 1000`, then the events, and a `: heartbeat` comment every 15 s',
+          content: {
+            'text/event-stream': {
+              schema: Type.String({ examples: [STREAM_START] }),
+            },
+          },
+        },
+        ...errors(404, 422, 429, 503),
+      },
     },
   }, async (request, reply) => {
     const raw = request.headers['last-event-id'] ?? request.query.last_event_id
@@ -112,7 +137,7 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
       .header('x-accel-buffering', 'no')
       // Never reused once the stream ends, so that ending it (as app.close() does) frees the socket.
       .header('connection', 'close')
-      .send(stream)
+      .send(stream as never)
   })
 }
 

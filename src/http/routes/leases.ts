@@ -5,7 +5,7 @@ import { parseId } from '../../domain/ids.js'
 import type { TokenPool } from '../../pool/pool.js'
 import type { Access } from '../plugins/auth.js'
 import * as present from '../present.js'
-import { errors, UserBody } from '../schemas/common.js'
+import { errors, IgnoredBody, UserBody } from '../schemas/common.js'
 import { PoolNameParams } from '../schemas/pools.js'
 import { AllocateBody, Cleared, EndedLease, Lease } from '../schemas/tokens.js'
 import { answerAllocate } from './allocate-answer.js'
@@ -58,7 +58,8 @@ const leaseRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }
         summary: `End every active lease of ${inPool} now (admin)`,
         security: [{ bearer: [] }],
         ...(params === undefined ? {} : { params }),
-        response: { 200: Cleared, ...errors(401, 404, 413, 415, 422, 429, 503) },
+        body: IgnoredBody,
+        response: { 200: Cleared, ...errors(400, 401, 404, 413, 415, 422, 429, 503) },
       },
       preValidation: access.requireAdmin,
     }, async (request) => ({ data: { cleared_tokens: await pool.clear(poolOf(request.params)) } }))

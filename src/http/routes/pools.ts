@@ -4,7 +4,7 @@ import { Type } from 'typebox'
 import type { TokenPool } from '../../pool/pool.js'
 import type { Access } from '../plugins/auth.js'
 import * as present from '../present.js'
-import { errors } from '../schemas/common.js'
+import { errors, IgnoredBody } from '../schemas/common.js'
 import { CreatePoolBody, DeleteQuery, Pool, PoolNameParams, UpdatePoolBody } from '../schemas/pools.js'
 
 const tags = ['pools']
@@ -62,7 +62,8 @@ const poolRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Access }>
       security: admin,
       params: PoolNameParams,
       querystring: DeleteQuery,
-      response: { 200: Type.Object({ data: Type.Object({ name: Type.String(), deleted: Type.Boolean() }) }), ...errors(401, 404, 409, 422, 429, 503) },
+      body: IgnoredBody,
+      response: { 200: Type.Object({ data: Type.Object({ name: Type.String(), deleted: Type.Boolean() }) }), ...errors(400, 401, 404, 409, 413, 415, 422, 429, 503) },
     },
     preValidation: access.requireAdmin,
   }, async (request) => {

@@ -5,7 +5,7 @@ import { parseId } from '../../domain/ids.js'
 import type { TokenPool } from '../../pool/pool.js'
 import type { Access } from '../plugins/auth.js'
 import * as present from '../present.js'
-import { errors, Nullable } from '../schemas/common.js'
+import { errors, IgnoredBody, Nullable } from '../schemas/common.js'
 import { CooldownBody, CooldownResult, DisableBody, EndedLease, LabelBody, TokenDetail } from '../schemas/tokens.js'
 import { callerGone, oneLoopTurn } from './allocate-answer.js'
 import { POOL_PREFIX, scopeOf, TokenInPoolParams, TokenParams, tokenIdOf } from './scopes.js'
@@ -100,7 +100,8 @@ const tokenHealthRoutes: FastifyPluginAsyncTypebox<{ pool: TokenPool, access: Ac
         summary: 'End a token\'s disabled state and its cooldown now (admin)',
         security: admin,
         params,
-        response: { 200: Type.Object({ data: Type.Object({ token: TokenDetail }) }), ...errors(401, 404, 413, 415, 422, 429, 503) },
+        body: IgnoredBody,
+        response: { 200: Type.Object({ data: Type.Object({ token: TokenDetail }) }), ...errors(400, 401, 404, 413, 415, 422, 429, 503) },
       },
       preValidation: access.requireAdmin,
     }, async (request) => ({ data: { token: present.tokenDetail(await pool.enable(tokenIdOf(request.params), scopeOf(request.params)), access.viewer(request)) } }))

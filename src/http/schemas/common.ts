@@ -43,6 +43,12 @@ export const UserBody = Type.Object({
 
 export const TokenIdParams = Type.Object({ token_id: Uuid('a token of the pool') })
 
+/**
+ * The body of a route that takes no fields. The server parses any body sent (400, 413, 415) and
+ * ignores it: an empty schema documents that without refusing what was accepted before.
+ */
+export const IgnoredBody = Type.Unknown({ description: 'nothing: any JSON sent is ignored' })
+
 /** The error answers a route can give, for OpenAPI; each is the Error shape. */
 export const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((c) => [c, Type.Ref('Error')]))
