@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { errorCodes, LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { EventFeed } from '../pool/events.js'
 import type { TokenPool } from '../pool/pool.js'
@@ -67,6 +67,13 @@ export async function buildApp ({ pool, adminToken, logger, rateLimitPerMinute, 
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '') done(null, undefined)
     else parseJson(request, body as string, done)
+  })
+  // No body at all is no body whatever its Content-Type (some clients send one by default
+  // on an empty POST); a body of any other type is 415, refused before it is read.
+  app.addContentTypeParser('*', (request, _payload, done) => {
+    const h = request.headers
+    if (h['transfer-encoding'] === undefined && (h['content-length'] ?? '0') === '0') done(null, undefined)
+    else done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(h['content-type']), undefined)
   })
 
   // No body at all reads as an empty object, so the answer names the missing field.

@@ -29,6 +29,9 @@ describeEachBackend('bad input gets a clear error and changes nothing', (backend
     assertError(await post('user_id=x', 'application/x-www-form-urlencoded'), 415, 'unsupported_media_type')
     assertError(await post(JSON.stringify({ user_id: randomUUID(), pad: 'x'.repeat(200_000) }), 'application/json'), 413, 'payload_too_large')
     assertError(await post(undefined), 422, 'validation_failed', 'user_id')
+    // No body at all counts as {} whatever Content-Type a client sends by default.
+    assertError(await post(undefined, 'text/plain'), 422, 'validation_failed', 'user_id')
+    assertError(await post('', 'application/x-www-form-urlencoded'), 422, 'validation_failed', 'user_id')
     assertError(await post('{}', 'application/json'), 422, 'validation_failed', 'user_id')
     assertError(await post('{"user_id":"not-a-uuid"}', 'application/json'), 422, 'validation_failed', 'user_id')
     assertError(await post('{"user_id":42}', 'application/json'), 422, 'validation_failed', 'user_id')
