@@ -4,7 +4,7 @@ import type { Lease } from '../domain/types.js'
 import * as leases from '../store/leases.js'
 import * as pools from '../store/pools.js'
 import { withRetry } from '../store/sqlstate.js'
-import { ended, exhausted, grantedLease, poolNotFound, read, secondsLeft } from './answers.js'
+import { ended, exhausted, grantedLease, poolNotFound, quotaExceeded, read } from './answers.js'
 import { Batcher } from './batcher.js'
 import { batchesInFlight, MAX_QUEUED, type PoolContext, type WaitEnded } from './context.js'
 import { ALIVE_MS, WaitingRoom, type WaitOptions } from './waiting.js'
@@ -67,26 +67,10 @@ export class Allocations {
       this.forget(pool)
       throw poolNotFound(pool)
     }
-    if (row.outcome === 'quota') {
-      const retryAfterSeconds = Math.max(1, Math.ceil((row.retry_after_ms ?? 1000) / 1000))
-      throw new PoolError('quota_exceeded', `This user has taken its quota of new leases in pool ${pool} for this window.`, {
-        retryAfterSeconds, details: { pool, retry_after_seconds: retryAfterSeconds },
-      })
-    }
+    if (row.outcome === 'quota') throw quotaExceeded(pool, row.retry_after_ms)
     // 'queued' here: the same user's waiting request shared the batch; this one does not wait.
     if (row.outcome !== 'new' && row.outcome !== 'granted' && row.outcome !== 'existing') throw exhausted(pool, row.retry_after_ms)
-    return {
-      pool,
-      tokenId: row.token_id!,
-      userId,
-      leaseId: row.lease_id!,
-      startedAt: row.started_at!,
-      expiresAt: row.expires_at!,
-      renewableUntil: row.renewable_until!,
-      expiresInSeconds: secondsLeft(row.expires_at!, row.outcome === 'existing' ? row.now : row.started_at!),
-      evictedUserId: row.evicted_user_id,
-      isNew: row.outcome !== 'existing',
-    }
+    return grantedLease(pool, row)
   }
 
   /** Rule 12: wait_seconds is at most the pool's max_wait_seconds, never silently capped. */

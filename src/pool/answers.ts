@@ -19,10 +19,22 @@ export function exhausted (pool: string, retryAfterMs: number | null): PoolError
   if (retryAfterMs === null) {
     return new PoolError('pool_exhausted', 'No token is available: every token is disabled, and none frees up until an admin enables one.')
   }
-  const retryAfterSeconds = Math.max(1, Math.ceil(retryAfterMs / 1000))
+  const retryAfterSeconds = wholeSeconds(retryAfterMs)
   return new PoolError('pool_exhausted', 'No token is available; try again when the earliest lease or cooldown ends.', {
     retryAfterSeconds, details: { pool, retry_after_seconds: retryAfterSeconds },
   })
+}
+
+export function quotaExceeded (pool: string, retryAfterMs: number | null): PoolError {
+  const retryAfterSeconds = wholeSeconds(retryAfterMs ?? 1000)
+  return new PoolError('quota_exceeded', `This user has taken its quota of new leases in pool ${pool} for this window.`, {
+    retryAfterSeconds, details: { pool, retry_after_seconds: retryAfterSeconds },
+  })
+}
+
+/** Retry-After: whole seconds, rounded up, at least 1. */
+function wholeSeconds (ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000))
 }
 
 export function poolNotFound (name: string): PoolError {
@@ -69,8 +81,12 @@ export function renewedLease (r: leases.DbRenewal): Lease {
   }
 }
 
-/** A lease a batch granted (it started now: its seconds left are its whole length). */
+/**
+ * A lease as a batch answered it: a new one (granted now: its seconds left are its whole
+ * length), or the user's running one, unchanged (rule 6), seconds left from the batch's now.
+ */
 export function grantedLease (pool: string, r: leases.DbGrant): Lease {
+  const existing = r.outcome === 'existing'
   return {
     pool,
     tokenId: r.token_id!,
@@ -79,9 +95,9 @@ export function grantedLease (pool: string, r: leases.DbGrant): Lease {
     startedAt: r.started_at!,
     expiresAt: r.expires_at!,
     renewableUntil: r.renewable_until!,
-    expiresInSeconds: secondsLeft(r.expires_at!, r.started_at!),
+    expiresInSeconds: secondsLeft(r.expires_at!, existing ? r.now : r.started_at!),
     evictedUserId: r.evicted_user_id,
-    isNew: true,
+    isNew: !existing,
   }
 }
 

@@ -51,17 +51,11 @@ export class PoolAdmin {
     this.forget(name)
     this.ctx.hint.poke()
     this.ctx.changed({ type: 'pool_changed', pool: { name, deleted: true } })
-    try {
-      await withRetry(async () => { await pools.retireAll(this.ctx.db, name) })
-    } catch (err) {
-      // The pool is gone for users already; its tokens' flags only matter to a pool created
-      // again under the name, whose provisioning retires what is surplus.
-      if (!(err instanceof PoolError) || err.code !== 'unavailable') throw err
-      throw new PoolError('unavailable',
-        `Pool ${name} was deleted, but the database failed while its tokens were being retired; ` +
-        'nothing else needs doing (a pool created again under this name settles them).',
-        { cause: err, retryAfterSeconds: err.retryAfterSeconds ?? 1 })
-    }
+    // The pool is gone for users already; its tokens' flags only matter to a pool created
+    // again under the name, whose provisioning retires what is surplus.
+    await this.afterCommit(async () => { await pools.retireAll(this.ctx.db, name) },
+      `Pool ${name} was deleted, but the database failed while its tokens were being retired; ` +
+      'nothing else needs doing (a pool created again under this name settles them).')
   }
 
   /**
@@ -70,15 +64,23 @@ export class PoolAdmin {
    * job (TokenPool.sweep): the answer says so rather than "nothing was changed".
    */
   private async provision (name: string, size: number, done: 'created' | 'changed'): Promise<void> {
+    await this.afterCommit(async () => { await pools.provision(this.ctx.db, name) },
+      `Pool ${name} was ${done}, but the database failed while its tokens were being brought to ${size}; ` +
+      'the service finishes that by itself as soon as the database answers. Check it with GET /api/pools/' + name + '.')
+  }
+
+  /**
+   * A step that follows a committed change: a database failure is still a 503, but its
+   * message says what was saved (`saved`) instead of "nothing was changed", and the other
+   * nodes hear of what was.
+   */
+  private async afterCommit (step: () => Promise<void>, saved: string): Promise<void> {
     try {
-      await withRetry(async () => { await pools.provision(this.ctx.db, name) })
+      await withRetry(step)
     } catch (err) {
       if (!(err instanceof PoolError) || err.code !== 'unavailable') throw err
       this.ctx.hint.poke()
-      throw new PoolError('unavailable',
-        `Pool ${name} was ${done}, but the database failed while its tokens were being brought to ${size}; ` +
-        'the service finishes that by itself as soon as the database answers. Check it with GET /api/pools/' + name + '.',
-        { cause: err, retryAfterSeconds: err.retryAfterSeconds ?? 1 })
+      throw new PoolError('unavailable', saved, { cause: err, retryAfterSeconds: err.retryAfterSeconds ?? 1 })
     }
   }
 
