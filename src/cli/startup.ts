@@ -1,7 +1,5 @@
-import { existsSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { dataDirOf, isNewDataDir } from '../store/data-dir.js'
 
 /**
  * Why HOST:PORT can't be listened on, as one line for a person; undefined when it can.
@@ -28,16 +26,11 @@ export function describeDatabase (url: string | undefined): string {
   const where = whereIs(url)
   // Making a new database (initdb) is the slow part: a minute was seen on a busy machine.
   if (url === 'memory://') return `creating the embedded database ${where} (${SLOW})`
-  if (url === undefined || url.startsWith('file://')) {
-    return isNewDataDir(url) ? `creating the embedded database ${where} (first start only; ${SLOW})` : `starting the embedded database (PGlite ${where})`
+  const dir = dataDirOf(url)
+  if (dir !== undefined) {
+    return isNewDataDir(dir) ? `creating the embedded database ${where} (first start only; ${SLOW})` : `starting the embedded database (PGlite ${where})`
   }
   return `connecting to PostgreSQL ${where}`
-}
-
-/** Whether PGlite has yet to make this data directory: the same test as openPglite's. */
-function isNewDataDir (url: string | undefined): boolean {
-  const dir = url === undefined ? resolve('data') : fileURLToPath(url)
-  return !existsSync(join(dir, 'PG_VERSION'))
 }
 
 /** A failure to start that is the setting's or the environment's, not a bug: one line, no stack. */

@@ -1,9 +1,8 @@
 import { fork } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PGlite, type PGliteOptions } from '@electric-sql/pglite'
 import { btree_gist as btreeGist } from '@electric-sql/pglite/contrib/btree_gist'
+import { isNewDataDir } from './data-dir.js'
 import { lockDataDir } from './data-dir-lock.js'
 import type { Db, Session } from './db.js'
 
@@ -27,7 +26,7 @@ export async function openPglite (dataDir: string | undefined): Promise<Db> {
   }
   const unlock = await lockDataDir(dataDir)
   try {
-    if (!existsSync(join(dataDir, 'PG_VERSION'))) await initdbApart(dataDir)
+    if (isNewDataDir(dataDir)) await initdbApart(dataDir)
     const pg = await PGlite.create(dataDir, options)
     return pgliteDb(pg, async () => {
       try {
