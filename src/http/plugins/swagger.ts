@@ -97,7 +97,7 @@ const DESCRIPTIONS: Record<string, string> = {
   415: 'unsupported_media_type: the body is not application/json',
   422: 'validation_failed: a field or path parameter is missing or malformed; details names the field',
   429: RATE_LIMITED,
-  503: 'unavailable: the database cannot be reached; nothing was changed',
+  503: 'unavailable: the database cannot be reached; nothing was changed, unless the message says what was (or that the outcome is unknown)',
 }
 
 /**
