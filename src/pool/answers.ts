@@ -1,4 +1,5 @@
 import { PoolError } from '../domain/errors.js'
+import type { Id } from '../domain/ids.js'
 import type { EndedLease, Lease, ReleaseReason, Usage } from '../domain/types.js'
 import type * as leases from '../store/leases.js'
 import { translateDbError } from '../store/sqlstate.js'
@@ -54,7 +55,7 @@ export function managedByConfig (): PoolError {
 }
 
 /** Whole seconds left until `until`, as `expires_in_seconds` shows them. */
-export function secondsLeft (until: Date, from: Date): number {
+function secondsLeft (until: Date, from: Date): number {
   return Math.max(0, Math.floor((until.getTime() - from.getTime()) / 1000))
 }
 
@@ -67,18 +68,7 @@ export function releasedLease (r: leases.DbRelease): EndedLease {
 }
 
 export function renewedLease (r: leases.DbRenewal): Lease {
-  return {
-    pool: r.pool!,
-    tokenId: r.token_id,
-    userId: r.user_id,
-    leaseId: r.lease_id!,
-    startedAt: r.started_at!,
-    expiresAt: r.expires_at!,
-    renewableUntil: r.renewable_until!,
-    expiresInSeconds: secondsLeft(r.expires_at!, r.now),
-    evictedUserId: null,
-    isNew: false,
-  }
+  return leaseOf(r.pool!, r, r.now, null, false)
 }
 
 /**
@@ -87,6 +77,13 @@ export function renewedLease (r: leases.DbRenewal): Lease {
  */
 export function grantedLease (pool: string, r: leases.DbGrant): Lease {
   const existing = r.outcome === 'existing'
+  return leaseOf(pool, r, existing ? r.now : r.started_at!, r.evicted_user_id, !existing)
+}
+
+/** The lease columns a grant's or a renewal's row carries, set when it names a lease. */
+type LeaseRow = Pick<leases.DbGrant, 'user_id' | 'token_id' | 'lease_id' | 'started_at' | 'expires_at' | 'renewable_until'>
+
+function leaseOf (pool: string, r: LeaseRow, secondsFrom: Date, evictedUserId: Id | null, isNew: boolean): Lease {
   return {
     pool,
     tokenId: r.token_id!,
@@ -95,9 +92,9 @@ export function grantedLease (pool: string, r: leases.DbGrant): Lease {
     startedAt: r.started_at!,
     expiresAt: r.expires_at!,
     renewableUntil: r.renewable_until!,
-    expiresInSeconds: secondsLeft(r.expires_at!, existing ? r.now : r.started_at!),
-    evictedUserId: r.evicted_user_id,
-    isNew: !existing,
+    expiresInSeconds: secondsLeft(r.expires_at!, secondsFrom),
+    evictedUserId,
+    isNew,
   }
 }
 
