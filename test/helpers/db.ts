@@ -13,12 +13,36 @@ import { migrate } from '../../src/store/migrate.js'
 export type Backend = 'pglite' | 'postgres'
 
 /** Set by .ci/run; without it the PostgreSQL half of the suite is skipped (and says so). */
-export const POSTGRES_URL = process.env.TEST_DATABASE_URL
+const SERVER_URL = process.env.TEST_DATABASE_URL
 const MARKER = new URL('../artifacts/postgres-ran', import.meta.url)
 
-const skipPostgres = POSTGRES_URL === undefined
+const skipPostgres = SERVER_URL === undefined
   ? 'PostgreSQL half SKIPPED: set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/token_pool_test) to run it'
   : false
+
+/**
+ * A database of this test process's own on that server, dropped when the file ends. Test
+ * files run side by side; in one database they would share advisory locks (every test's
+ * `default` pool takes the same turn) and the event log's horizon (one file's open
+ * transaction holds back the other's events), so one file's held locks and long statements
+ * would slow the other's timed checks.
+ */
+async function databaseOfThisProcess (serverUrl: string): Promise<string> {
+  const url = new URL(serverUrl)
+  const database = `${decodeURIComponent(url.pathname.slice(1))}_p${process.pid}`
+  const name = `"${database}"`
+  const onServer = async (sql: string): Promise<void> => {
+    const admin = openPostgres(serverUrl, { max: 1 })
+    try { await admin.query(sql) } finally { await admin.close() }
+  }
+  await onServer(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  await onServer(`CREATE DATABASE ${name}`)
+  after(async () => { await onServer(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) })
+  url.pathname = '/' + encodeURIComponent(database)
+  return url.toString()
+}
+
+export const POSTGRES_URL = SERVER_URL === undefined ? undefined : await databaseOfThisProcess(SERVER_URL)
 
 /** Declares the suite once per backend: the same tests on PGlite and on a real PostgreSQL. */
 export function describeEachBackend (name: string, fn: (backend: Backend) => void): void {
@@ -144,4 +168,15 @@ export function heldSession (db: Db): { s: Promise<Session>, end: () => Promise<
   const finished = new Promise<void>((resolve) => { done = resolve })
   const held = db.withSession(async (s) => { run(s); await finished })
   return { s: got, end: async () => { done(); await held } }
+}
+
+/**
+ * Whether a backend now waits for a lock that `held` holds: the race a test forces has begun.
+ * Only `held`'s locks count, so another test file's lock waits on the same server don't.
+ */
+export async function someoneWaitsOn (db: Db, held: Session): Promise<boolean> {
+  const [me] = await held.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+  const [row] = await db.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid))', [me!.pid])
+  return (row?.n ?? 0) > 0
 }

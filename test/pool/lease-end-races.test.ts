@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { newId } from '../../src/domain/ids.js'
 import { build } from '../helpers/app.js'
-import { describeMultiConnection, heldSession } from '../helpers/db.js'
+import { describeMultiConnection, heldSession, someoneWaitsOn } from '../helpers/db.js'
 import { until } from '../helpers/until.js'
 
 // A batch of releases or renewals locks its tokens, then ends or extends their leases. The
@@ -22,7 +22,7 @@ describeMultiConnection('a lease that runs out while its release or renewal is i
       const call = (tokenId: typeof racing.tokenId, user: typeof a) =>
         (op === 'release' ? pool.release(tokenId, user) : pool.renew(tokenId, user)).then((l) => l.leaseId, (err: { code?: string }) => err.code)
       const answers = Promise.all([call(racing.tokenId, a), call(other.tokenId, b)])
-      await until(async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"))[0]!.n > 0, 'the batch waits on the usage')
+      await until(async () => await someoneWaitsOn(db, s), 'the batch waits on the usage')
       await s.query('COMMIT')
       await lock.end()
       assert.deepEqual(await answers, ['not_holder', other.leaseId])

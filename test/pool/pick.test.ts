@@ -3,7 +3,8 @@ import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { newId } from '../../src/domain/ids.js'
 import { build } from '../helpers/app.js'
-import { describeEachBackend, describeMultiConnection, POSTGRES_URL, testDb } from '../helpers/db.js'
+import { describeEachBackend, describeMultiConnection, POSTGRES_URL, someoneWaitsOn, testDb } from '../helpers/db.js'
+import { until } from '../helpers/until.js'
 import { TokenPool } from '../../src/pool/pool.js'
 import { openPostgres } from '../../src/store/pg-db.js'
 
@@ -47,11 +48,7 @@ describeMultiConnection('evict_oldest when every candidate is locked by another 
       await s.query('SELECT id FROM tokens FOR NO KEY UPDATE')
       const evicting = pool.allocate(newId())
       // Once the allocation waits for a row lock, let the rows go.
-      for (let i = 0; i < 1000; i++) {
-        const [{ n }] = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype IN ('tuple', 'transactionid')") as [{ n: number }]
-        if (n > 0) break
-        await sleep(5)
-      }
+      await until(async () => await someoneWaitsOn(db, s), 'the allocation waits for a row lock')
       await s.query('COMMIT')
       return await evicting
     })

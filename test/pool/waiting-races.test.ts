@@ -9,7 +9,7 @@ import type { DbGrant } from '../../src/store/leases.js'
 import { WaitingRoom, type Asked } from '../../src/pool/waiting.js'
 import { PoolError } from '../../src/domain/errors.js'
 import { build, defaultPool } from '../helpers/app.js'
-import { describeEachBackend, describeMultiConnection, heldSession, testDb, type Backend } from '../helpers/db.js'
+import { describeEachBackend, describeMultiConnection, heldSession, someoneWaitsOn, testDb, type Backend } from '../helpers/db.js'
 import { until } from '../helpers/until.js'
 
 async function openLeases (db: Db, user: string): Promise<number> {
@@ -41,7 +41,7 @@ describeMultiConnection('waiting: races between a turn and a waiter leaving', ()
     await s.query('BEGIN')
     await s.query('SELECT * FROM user_window_leases WHERE user_id = $1 FOR UPDATE', [x])
     const plain = pool.allocate(newId()).catch((err: { code?: string }) => err.code)
-    await until(async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype IN ('tuple', 'transactionid')"))[0]!.n > 0, 'the turn waits inside the grant')
+    await until(async () => await someoneWaitsOn(db, s), 'the turn waits inside the grant')
     // x's node: x times out and leaves. Leaving takes the turn, so it waits for this one.
     const left = waiters.leave(db, 'default', x, otherNode)
     await s.query('COMMIT')
@@ -70,7 +70,7 @@ describeMultiConnection('waiting: races between a turn and a waiter leaving', ()
     // What another node's turn does: grant x and mark its row.
     await s.query('SELECT tp_grant(p, tp_window(\'default\'), ARRAY[$1::uuid], ARRAY[$2::uuid], ARRAY[NULL::bigint]) FROM pools p WHERE name = \'default\'', [x, holder.tokenId])
     await s.query('UPDATE waiters SET granted_token = $2 WHERE user_id = $1', [x, holder.tokenId])
-    await until(async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))[0]!.n > 0, 'node 2 tries again')
+    await until(async () => await someoneWaitsOn(db, s), 'node 2 tries again')
     gone.abort()
     await s.query("SELECT pg_advisory_unlock(hashtextextended('turns default', 7412))")
     await lock.end()
