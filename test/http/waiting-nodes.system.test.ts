@@ -66,16 +66,19 @@ describeMultiConnection('waiting across two server processes on one PostgreSQL',
     const first = await queueUp(a, b, 1)
     first.answer.catch(() => {})
     const second = await queueUp(b, a, 2)
+    const killedAt = Date.now()
     a.child.kill('SIGKILL')
     await a.exited
     const released = await postJson(`${b.url}/api/tokens/${holder.token_id}/release`, { user_id: holder.user_id })
     const res = await second.answer
     assert.equal(res.status, 200)
     assert.equal(res.body.data.token_id, holder.token_id)
-    const blockedMs = Date.parse(res.body.data.started_at) - Date.parse(released.body.data.released_at)
+    assert.equal(released.status, 200)
     // The dead node's row lives 5 s past its last heartbeat (at most 5 s after the kill); the
-    // survivor looks again within its 1 s poll, and then the token that row was granted comes back.
-    assert.ok(blockedMs <= 7000, `the dead node blocked the queue for ${blockedMs} ms`)
+    // survivor looks again within its 1 s poll, and then the token that row was granted comes
+    // back. Counted from the kill (one clock: the database runs here), with 3 s for a loaded machine.
+    const blockedMs = Date.parse(res.body.data.started_at) - killedAt
+    assert.ok(blockedMs <= 9000, `the dead node blocked the queue for ${blockedMs} ms after it was killed`)
   })
 })
 

@@ -187,7 +187,8 @@ describeEachBackend('two nodes, every operation at once', (backend) => {
     await a.start()
     t.after(async () => { await a.stop(); await b.stop() })
     const [token] = (await a.list()).tokens
-    const { token: cooling } = await a.cooldown(token!.id, null, 0.3)
+    // Long enough for node b's first request (which starts it) on a loaded machine.
+    const { token: cooling } = await a.cooldown(token!.id, null, 2)
     await assert.rejects(b.allocate(newId()), { code: 'pool_exhausted' })
     // Waiting on the other node: served when the cooldown ends, not before.
     const lease = await b.allocate(newId(), 'default', { waitSeconds: 5 })

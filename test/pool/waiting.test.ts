@@ -68,16 +68,20 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
   })
 
   test('served at an expiry, to the millisecond of the database clock, with no sweep running', async (t) => {
-    const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 0.4 })
+    // 1.3 s: the queue's 1 s poll (started as the waiter joins) next looks about 0.7 s after
+    // the expiry, so an answer well before then is the deadline timer's.
+    const { pool } = await build(t, backend, { poolSize: 1, onExhausted: 'reject', leaseTtlSeconds: 1.3 })
     const a = await pool.allocate(newId())
     const lease = await pool.allocate(newId(), 'default', { waitSeconds: 5 })
-    const answeredAt = Date.now()
+    const lag = Date.now() - a.expiresAt.getTime()
     assert.equal(lease.tokenId, a.tokenId)
-    // Its lease begins as the token frees: the expiry itself, to the millisecond.
-    assert.equal(lease.startedAt.getTime(), a.expiresAt.getTime())
-    // The poll would answer it up to a second late; the deadline timer answers at once (the
-    // database runs on this machine: one clock).
-    assert.ok(answeredAt - a.expiresAt.getTime() < 300, `answered ${answeredAt - a.expiresAt.getTime()} ms after the expiry`)
+    // Its lease begins as the token frees: the expiry itself, to the millisecond, when the
+    // grant came within the 100 ms the server allows its timer and statement; a machine
+    // stalled for longer gets the moment it was really granted.
+    if (lag < 100) assert.equal(lease.startedAt.getTime(), a.expiresAt.getTime())
+    else assert.ok(lease.startedAt >= a.expiresAt && lease.startedAt.getTime() <= Date.now())
+    // The database runs on this machine: one clock.
+    assert.ok(lag < 400, `answered ${lag} ms after the expiry`)
   })
 
   test('the served-by bound holds: no waiter is served after the estimated_grant_at it was last told', async (t) => {
@@ -90,16 +94,19 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
     const cooled = await pool.allocate(newId())
     await pool.cooldown(cooled.tokenId, cooled.userId, 1)
     const waiters = Array.from({ length: 4 }, () => ({ w: watcher(), user: newId() }))
-    const leases: Array<Promise<Lease>> = []
+    const leases: Array<Promise<{ lease: Lease, answeredAt: number }>> = []
     for (const { w, user } of waiters) {
-      leases.push(pool.allocate(user, 'default', { waitSeconds: 10, onQueued: w.onQueued }))
+      leases.push(pool.allocate(user, 'default', { waitSeconds: 10, onQueued: w.onQueued }).then((lease) => ({ lease, answeredAt: Date.now() })))
       await w.queued
     }
     const served = await Promise.all(leases)
-    for (const [i, lease] of served.entries()) {
+    for (const [i, { lease, answeredAt }] of served.entries()) {
       const told = waiters[i]!.w.states.at(-1)!.estimatedGrantAt
       assert.ok(told !== null, `waiter ${i} was told a time`)
-      assert.ok(lease.startedAt.getTime() <= told.getTime(), `waiter ${i} served at ${lease.startedAt.toISOString()}, told ${told.toISOString()}`)
+      // The server allows 100 ms for its timer and statement; a machine stalled for longer
+      // serves late, and the lease then starts when it was really granted.
+      const bound = answeredAt - told.getTime() < 100 ? told.getTime() : answeredAt
+      assert.ok(lease.startedAt.getTime() <= bound, `waiter ${i} served at ${lease.startedAt.toISOString()}, told ${told.toISOString()}`)
     }
     assert.deepEqual(await overlaps(pool.db), [])
   })
@@ -107,14 +114,14 @@ describeEachBackend('waiting for a token (rule 12)', (backend) => {
   test('a cooldown end and an enable serve waiters too', async (t) => {
     const { pool } = await build(t, backend, { poolSize: 2, onExhausted: 'evict_oldest', leaseTtlSeconds: 60 })
     const [t1, t2] = (await pool.list()).tokens
-    await pool.cooldown(t1!.id, null, 0.5)
+    await pool.cooldown(t1!.id, null, 2)
     await pool.disable(t2!.id, 'revoked')
     // evict_oldest: nothing can be evicted (every token cooling or disabled), so it waits.
     const w0 = watcher()
-    const first = pool.allocate(newId(), 'default', { waitSeconds: 5, onQueued: w0.onQueued })
+    const first = pool.allocate(newId(), 'default', { waitSeconds: 10, onQueued: w0.onQueued })
     assert.equal((await w0.queued).position, 1)
     const w = watcher()
-    const second = pool.allocate(newId(), 'default', { waitSeconds: 5, onQueued: w.onQueued })
+    const second = pool.allocate(newId(), 'default', { waitSeconds: 10, onQueued: w.onQueued })
     assert.equal((await w.queued).position, 2)
     const byCooldown = await first
     assert.equal(byCooldown.tokenId, t1!.id)

@@ -87,7 +87,7 @@ describeMultiConnection('three server processes on one PostgreSQL', () => {
     const fresh = await call(`${nodes[0]!.url}/api/tokens/allocate`, 'POST', { user_id: randomUUID() })
     assert.equal(fresh.status, 200)
     for (const s of streams.slice(1)) {
-      const e = await s.waitFor((e) => e.event === 'allocated' && JSON.parse(e.data).lease_id === fresh.body.data.lease_id, 5_000)
+      const e = await s.waitFor((e) => e.event === 'allocated' && JSON.parse(e.data).lease_id === fresh.body.data.lease_id, 15_000)
       assert.deepEqual(JSON.parse(e.data), fresh.body.data)
     }
     t.diagnostic(`${requests} requests over ${nodes.length} nodes; ${distinct.length} leases acknowledged; 0 overlaps; 0 lost; ${reads} reads on another node, none stale`)

@@ -42,13 +42,20 @@ test('processes starting together on a stale lock: exactly one takes it over', a
   for (let round = 0; round < 3; round++) {
     writeFileSync(join(dir, 'token-pool.pid'), `${gone}\n`)
     const at = String(Date.now() + 3000) // after every process has started
-    const said = await Promise.all(Array.from({ length: 4 }, async () => {
-      const child = spawn(process.execPath, ['--import', 'tsx', holder, dir, at], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const children = Array.from({ length: 4 }, () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', holder, dir, at], { stdio: ['pipe', 'pipe', 'inherit'] })
       let out = ''
-      child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-      await new Promise((resolve) => child.on('exit', resolve))
-      return out.trim()
-    }))
+      const said = new Promise<string>((resolve) => {
+        child.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('\n')) resolve(out.trim()) })
+        child.on('exit', () => { resolve(out.trim()) })
+      })
+      const exited = new Promise((resolve) => child.on('exit', resolve))
+      return { child, said, exited }
+    })
+    // The winner holds the lock until every process has said, however late one started.
+    const said = await Promise.all(children.map(async (c) => await c.said))
+    for (const c of children) c.child.stdin.end()
+    await Promise.all(children.map(async (c) => await c.exited))
     assert.deepEqual(said.sort(), ['in use', 'in use', 'in use', 'locked'], `round ${round}`)
   }
 })

@@ -373,7 +373,8 @@ describeEachBackend('dashboard in a real browser', (backend) => {
     const left = await cell(page, nth(tokens, 0).id).locator('.left').textContent() ?? ''
     const [m = NaN, sec = NaN] = left.split(':').map(Number)
     const expected = (Date.parse(cooled.cooling_until) - Date.now()) / 1000
-    assert.ok(Math.abs(m * 60 + sec - expected) <= 3, `countdown ${left} for ${expected.toFixed(1)} s left`)
+    // Within 10 s of 90: a page that saw an answer come late corrects its clock by that much.
+    assert.ok(Math.abs(m * 60 + sec - expected) <= 10, `countdown ${left} for ${expected.toFixed(1)} s left`)
     assert.match(await cell(page, nth(tokens, 0).id).getAttribute('aria-label') ?? '', /cooling until/)
     await post(`/api/tokens/${nth(tokens, 1).id}/disable`, { reason: 'revoked upstream' })
     await statusOf(page, nth(tokens, 1).id, 'disabled')
