@@ -5,7 +5,7 @@ import { buildApp } from '../http/app.js'
 import { TokenPool } from '../pool/pool.js'
 import { openDb } from '../store/open.js'
 import { logLeaseEvents } from './lease-log.js'
-import { databaseProblem, describeDatabase, listenProblem } from './startup.js'
+import { databaseProblem, describeChanges, describeDatabase, listenProblem } from './startup.js'
 
 /** Runs the service until SIGTERM/SIGINT, then drains in-flight requests and closes the database. */
 export async function serve (config: Config): Promise<void> {
@@ -29,11 +29,17 @@ export async function serve (config: Config): Promise<void> {
     logger.warn('ADMIN_TOKEN is not set: admin routes (pools, clear, disable, export, …) answer only clients on this machine (loopback); set ADMIN_TOKEN to use them over the network')
   }
   logLeaseEvents(pool, logger)
+  let changed
   try {
-    await pool.start()
+    changed = await pool.start()
   } catch (err) {
     await db.close().catch(() => {})
     throw databaseProblem(config.databaseUrl, err)
+  }
+  if (changed.length > 0) {
+    // Every node serves the stored settings: one started with another configuration (a
+    // forgotten variable, an old deployment) changes the pool under all of them.
+    logger.warn({ changed }, `this start changed the default pool's settings for every node sharing the database: ${describeChanges(changed)}`)
   }
   const app = await buildApp({ pool, adminToken: config.adminToken, logger, rateLimitPerMinute: config.rateLimitPerMinute })
 

@@ -1,4 +1,5 @@
 import { createServer } from 'node:net'
+import type { SettingChange } from '../domain/types.js'
 import { dataDirOf, isNewDataDir } from '../store/data-dir.js'
 
 /**
@@ -48,4 +49,9 @@ function whereIs (url: string | undefined): string {
   if (url.startsWith('file://')) return `in ${new URL(url).pathname}`
   const { hostname, port, pathname } = new URL(url)
   return `at ${hostname}:${port || 5432}${pathname}`
+}
+
+/** Setting changes for a person, named as the API shows them: `size 5 → 100, user_quota 2 → unset`. */
+export function describeChanges (changes: SettingChange[]): string {
+  return changes.map((c) => `${c.setting} ${c.from ?? 'unset'} → ${c.to ?? 'unset'}`).join(', ')
 }

@@ -62,6 +62,20 @@ export function withDefaults (given: Partial<PoolSettings>): PoolSettings {
   return { ...s, lease_max_seconds: given.lease_max_seconds ?? s.lease_ttl_seconds }
 }
 
+/** One setting a configuration changed from what a pool had. */
+export interface SettingChange {
+  setting: keyof PoolSettings
+  from: PoolSettings[keyof PoolSettings]
+  to: PoolSettings[keyof PoolSettings]
+}
+
+/** The settings `next` changes from `before`, in the settings' order. */
+export function settingChanges (before: PoolSettings, next: PoolSettings): SettingChange[] {
+  return (Object.keys(next) as Array<keyof PoolSettings>)
+    .filter((k) => before[k] !== next[k])
+    .map((k) => ({ setting: k, from: before[k], to: next[k] }))
+}
+
 export interface PoolCounts {
   total: number
   active: number

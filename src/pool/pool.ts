@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events'
 import type { Id } from '../domain/ids.js'
 import {
-  DEFAULT_POOL, withDefaults,
-  type EndedLease, type Lease, type PoolSettings, type PoolStats, type PoolView, type TokenStatus, type TokenView, type Usage,
+  DEFAULT_POOL, settingChanges, withDefaults,
+  type EndedLease, type Lease, type PoolSettings, type SettingChange, type PoolStats, type PoolView, type TokenStatus, type TokenView, type Usage,
 } from '../domain/types.js'
 import type { Db } from '../store/db.js'
 import { notifyReaders, prune } from '../store/events.js'
@@ -70,12 +70,22 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
     this.on('change', (e) => { this.allocations.wake(poolOfEvent(e)) })
   }
 
-  /** Applies the schema and sets the default pool from the configuration; then keeps bookkeeping going. */
-  async start (): Promise<void> {
-    await migrate(this.db)
-    await withRetry(async () => {
+  /**
+   * Applies the schema and sets the default pool from the configuration; then keeps
+   * bookkeeping going. Returns what this start changed in the default pool's stored
+   * settings: a node started with another configuration changes them for every node.
+   */
+  async start (): Promise<SettingChange[]> {
+    const migrated = await migrate(this.db)
+    const changed = await withRetry(async () => {
+      // A schema made or brought up to date by this start holds placeholders, not a node's
+      // configuration; so does a default pool that was never given its tokens.
+      const before = migrated === 0 && await pools.isProvisioned(this.db, DEFAULT_POOL)
+        ? await pools.settings(this.db, DEFAULT_POOL)
+        : undefined
       await pools.update(this.db, DEFAULT_POOL, this.defaultSettings, false)
       await pools.provision(this.db, DEFAULT_POOL)
+      return before === undefined ? [] : settingChanges(before, this.defaultSettings)
     })
     await read(async () => { await this.model.start() })
     const every = this.options.sweepIntervalMs ?? 1000
@@ -83,6 +93,7 @@ export class TokenPool extends EventEmitter<{ change: [PoolEvent], waited: [Wait
       this.sweepTimer = setInterval(() => { this.sweep().catch(() => {}) }, every)
       this.sweepTimer.unref()
     }
+    return changed
   }
 
   /** Stops bookkeeping and answers every waiter on this node (503) before the process goes. */

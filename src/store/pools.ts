@@ -15,6 +15,12 @@ export async function settings (db: Db, name: string): Promise<(PoolSettings & {
   return row
 }
 
+/** Whether the pool was ever given tokens (a new database's `default` was not yet). */
+export async function isProvisioned (db: Db, name: string): Promise<boolean> {
+  const [row] = await db.query<{ yes: boolean }>('SELECT EXISTS (SELECT 1 FROM tokens t WHERE t.pool = $1) AS yes', [name])
+  return row?.yes === true
+}
+
 export async function create (db: Db, name: string, s: PoolSettings): Promise<'created' | 'exists'> {
   const [row] = await db.query<{ outcome: 'created' | 'exists' }>('SELECT tp_pool_create($1, $2::jsonb) AS outcome', [name, JSON.stringify(s)])
   return row!.outcome

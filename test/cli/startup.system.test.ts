@@ -76,7 +76,7 @@ describe('the first five minutes of serve', () => {
     assert.ok(!existsSync(join(dir, 'token-pool.pid')))
   })
 
-  test('the slow first start is announced when the data directory is new, and only then', async (t) => {
+  test('the slow first start is announced when the data directory is new, and only then; a later start names the settings it changed', async (t) => {
     const dir = tempDir(t, 'token-pool-first-')
     const env = { DATABASE_URL: pathToFileURL(dir).toString(), POOL_SIZE: '2' }
     const first = await startCliServer(await freePort(), env)
@@ -84,6 +84,12 @@ describe('the first five minutes of serve', () => {
     assert.ok(first.output().includes(`creating the embedded database in ${dir} (first start only; this can take a minute on a slow machine)`), first.output())
     // The directory PGlite made is known as made: the next start says so (no second start needed to see it).
     assert.equal(describeDatabase(env.DATABASE_URL), `starting the embedded database (PGlite in ${dir})`)
+    assert.doesNotMatch(first.output(), /changed the default pool's settings/)
+
+    // A start with another configuration says what it changed for every node.
+    const second = await startCliServer(await freePort(), { ...env, POOL_SIZE: '3', USER_QUOTA: '2' })
+    await second.stop()
+    assert.ok(second.output().includes("this start changed the default pool's settings for every node sharing the database: size 2 → 3, user_quota unset → 2"), second.output())
   })
 
   test('what serve says before the database starts never includes the password', (t) => {

@@ -26,6 +26,27 @@ describeEachBackend('a fixed pool whose ids are kept forever', (backend) => {
     assert.ok(before.every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id)))
   })
 
+  test('a start says which of the default pool\'s stored settings its configuration changed, for every node', async (t) => {
+    const db = await testDb(t, backend)
+    const first = new TokenPool(db, options(5))
+    assert.deepEqual(await first.start(), [], 'a new database: nothing was stored')
+    const same = new TokenPool(db, options(5))
+    assert.deepEqual(await same.start(), [], 'the same configuration changes nothing')
+    const other = new TokenPool(db, { defaultPool: { size: 7, user_quota: 2, lease_ttl_seconds: 120 }, sweepIntervalMs: 0 })
+    assert.deepEqual(await other.start(), [
+      { setting: 'size', from: 5, to: 7 },
+      { setting: 'user_quota', from: null, to: 2 },
+    ])
+    // The stored settings changed under the node started first.
+    assert.deepEqual([(await first.getPool('default')).size, (await first.getPool('default')).user_quota], [7, 2])
+    const fractional = new TokenPool(db, { defaultPool: { size: 7, user_quota: 2, lease_ttl_seconds: 0.25 }, sweepIntervalMs: 0 })
+    assert.deepEqual(await fractional.start(), [
+      { setting: 'lease_ttl_seconds', from: 120, to: 0.25 },
+      { setting: 'lease_max_seconds', from: 120, to: 0.25 },
+    ])
+    for (const pool of [first, same, other, fractional]) await pool.stop()
+  })
+
   test('growing adds tokens; shrinking retires the newest; growing again brings the same ids back', async (t) => {
     const db = await testDb(t, backend)
     const five = new TokenPool(db, options(5))
