@@ -87,8 +87,14 @@ function messageOf (keyword: string, params: Record<string, unknown>, fallback: 
   if (keyword === 'enum' && Array.isArray(params.allowedValues)) return `must be one of: ${params.allowedValues.join(', ')}`
   if (keyword === 'type' && params.type === 'object') return 'must be a JSON object'
   if (keyword === 'additionalProperties') return 'is not a field of this request'
+  const comparison = COMPARISONS[keyword]
+  if (comparison !== undefined && typeof params.limit === 'number') return `must be ${comparison} ${PLAIN.format(params.limit)}`
   return fallback ?? 'is invalid'
 }
+
+const COMPARISONS: Record<string, string> = { minimum: '>=', maximum: '<=', exclusiveMinimum: '>', exclusiveMaximum: '<' }
+// A limit as a person writes it: usage_window_hours' 1 ms is 0.000000278 hours, not 2.7777777777777776e-7.
+const PLAIN = new Intl.NumberFormat('en-US', { maximumFractionDigits: 9, useGrouping: false })
 
 function fieldOf (instancePath: string, params: Record<string, unknown>): string {
   const path = instancePath.split('/').filter(Boolean)
