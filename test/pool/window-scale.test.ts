@@ -62,7 +62,7 @@ describeMultiConnection('the end of a usage window at 1,000,000 tokens', () => {
 
     const lease = await timed('first allocate of the new window', async () => await pool.allocate(newId()))
     assert.equal(lease.isNew, true)
-    const token = await pool.get(lease.tokenId)
+    const token = await timed('get (builds the read model)', async () => await pool.get(lease.tokenId))
     assert.equal(token.usageCount, 1, 'its count restarted in the new window')
     const more = await timed('100 allocations at once', async () => await Promise.all(Array.from({ length: 100 }, async () => await pool.allocate(newId()))))
     assert.equal(new Set(more.map((l) => l.tokenId)).size, 100)
