@@ -3,10 +3,11 @@ import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
-import { TokenPoolClient } from '../../src/client/index.js'
+import { TokenPoolClient, type Lease } from '../../src/client/index.js'
 import { queueLine } from '../../src/cli/allocate.js'
 import { POSTGRES_URL } from '../helpers/db.js'
 import { freePort } from '../helpers/server.js'
+import { until } from '../helpers/until.js'
 import { cli, ROOT, serverDatabase, startServer, type Server } from './helpers/server.js'
 
 // `token-pool allocate --wait` and `cooldown --reallocate --wait` against a running `token-pool serve`.
@@ -26,13 +27,6 @@ function spawnCli (args: string[]) {
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => { resolve(code ?? signal ?? -1) }))
   return { child, stdout: () => stdout, stderr: () => stderr, exited }
-}
-
-async function until (what: string, ok: () => boolean, timeoutMs = 30_000): Promise<void> {
-  for (const start = Date.now(); !ok();) {
-    if (Date.now() - start > timeoutMs) assert.fail(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 }
 
 for (const backend of ['pglite', 'postgres'] as const) {
@@ -59,7 +53,7 @@ for (const backend of ['pglite', 'postgres'] as const) {
       const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()]
       const held = await client.allocate(a)
       const waiting = spawnCli(['allocate', b, '--wait', '30', '--url', url])
-      await until('the waiting line', () => waiting.stderr().includes('waiting: position 1'))
+      await until(() => waiting.stderr().includes('waiting: position 1'), 'the waiting line', 3000)
       assert.match(waiting.stderr(), /^waiting: position 1 of 1, served by \d\d:\d\d:\d\d at the latest \(in \d+ s\)\n/)
       assert.equal(waiting.stdout(), '', 'nothing on stdout until served')
       await client.release(held.token_id, a)
@@ -68,7 +62,7 @@ for (const backend of ['pglite', 'postgres'] as const) {
 
       // --json: stdout is the lease alone; the queue's lines still go to stderr.
       const json = spawnCli(['allocate', '--user', c, '--wait', '30', '--json', '--url', url])
-      await until('the waiting line', () => json.stderr().includes('waiting: position 1'))
+      await until(() => json.stderr().includes('waiting: position 1'), 'the waiting line', 3000)
       await client.release(held.token_id, b)
       assert.equal(await json.exited, 0, json.stderr())
       const lease = JSON.parse(json.stdout())
@@ -100,15 +94,13 @@ for (const backend of ['pglite', 'postgres'] as const) {
       // Whatever happens, the token is free for the next test.
       t.after(async () => { for (const user of [a, b, c]) await client.release(held.token_id, user).catch(() => {}) })
       const waiting = spawnCli(['allocate', b, '--wait', '30', '--url', url])
-      await until('the waiting line', () => waiting.stderr().includes('waiting: position 1'))
+      await until(() => waiting.stderr().includes('waiting: position 1'), 'the waiting line', 3000)
       waiting.child.kill('SIGINT')
       assert.notEqual(await waiting.exited, 0)
       await client.release(held.token_id, a)
       // The service sees the connection close: c, asking without waiting, gets the token.
-      let lease
-      for (const giveUp = Date.now() + 15_000; lease === undefined && Date.now() < giveUp;) {
-        lease = await client.allocate(c).catch(async () => { await new Promise((resolve) => setTimeout(resolve, 50)) })
-      }
+      let lease: Lease | undefined
+      await until(async () => (lease = await client.allocate(c).catch(() => undefined)) !== undefined, 'c gets the token', 1500)
       assert.equal(lease?.user_id, c)
     })
 

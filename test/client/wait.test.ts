@@ -5,6 +5,7 @@ import { TokenPoolClient, TokenPoolError, type Lease, type QueueState } from '..
 import type { App } from '../../src/http/app.js'
 import { build, type DefaultPoolOptions } from '../helpers/app.js'
 import { describeEachBackend, type Backend } from '../helpers/db.js'
+import { until } from '../helpers/until.js'
 
 // Waiting (rule 12) through the typed client: a real server on a real socket, real HTTP.
 
@@ -34,14 +35,6 @@ async function rejection (promise: Promise<unknown>): Promise<TokenPoolError> {
   assert.fail('expected a TokenPoolError')
 }
 
-/** Resolves once check() holds, polling every 20 ms for at most 10 s. */
-async function until (check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; !check(); i++) {
-    assert.ok(i < 500, `timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
 describeEachBackend('TokenPoolClient waiting', (backend) => {
   test('allocate with wait: queued (position 1, served by the holder\'s expiry), then the lease on that token once it is released', async (t) => {
     const { client } = await serve(t, backend, { poolSize: 1, onExhausted: 'reject' })
@@ -51,7 +44,7 @@ describeEachBackend('TokenPoolClient waiting', (backend) => {
     const waiting = client.allocate(b, { wait: 30, onQueued: (q) => { seen.push(q) } })
     let settled = false
     waiting.then(() => { settled = true }, () => { settled = true })
-    await until(() => seen.length > 0, 'a queued event')
+    await until(() => seen.length > 0, 'a queued event', 1000)
     assert.equal(settled, false, 'still waiting while the token is held')
     const first = seen[0]!
     assert.deepEqual([first.position, first.waiting], [1, 1])
@@ -78,17 +71,17 @@ describeEachBackend('TokenPoolClient waiting', (backend) => {
 
     const seen: Array<[number, number]> = []
     const first = q.allocate(b, { wait: 20, onQueued: (s) => { seen.push([s.position, s.waiting]) } })
-    await until(() => seen.length > 0, 'b queued')
+    await until(() => seen.length > 0, 'b queued', 1000)
     const second: Array<[number, number]> = []
     const next = q.allocate(c, { wait: 20, onQueued: (s) => { second.push([s.position, s.waiting]) } })
-    await until(() => second.length > 0, 'c queued')
+    await until(() => second.length > 0, 'c queued', 1000)
     assert.deepEqual(second[0], [2, 2])
-    await until(() => seen.some(([, waiting]) => waiting === 2), 'b told that two wait')
+    await until(() => seen.some(([, waiting]) => waiting === 2), 'b told that two wait', 1000)
 
     await q.release(held.token_id, a)
     const leaseB = await first
     assert.deepEqual([leaseB.user_id, leaseB.token_id], [b, held.token_id])
-    await until(() => second.some(([position, waiting]) => position === 1 && waiting === 1), 'c moved up to position 1')
+    await until(() => second.some(([position, waiting]) => position === 1 && waiting === 1), 'c moved up to position 1', 1000)
     await q.release(leaseB.token_id, b)
     assert.equal((await next).user_id, c)
   })
@@ -130,7 +123,7 @@ describeEachBackend('TokenPoolClient waiting', (backend) => {
     // Released after 1 s: three times the client's timeout, well within timeout + wait.
     let queued = false
     const patient = brisk.allocate(b, { wait: 5, onQueued: () => { queued = true } })
-    await until(() => queued, 'b queued')
+    await until(() => queued, 'b queued', 1000)
     await new Promise((resolve) => setTimeout(resolve, 1000))
     await client.release(held.token_id, a)
     const leaseB = await patient
@@ -140,7 +133,7 @@ describeEachBackend('TokenPoolClient waiting', (backend) => {
     const stop = new AbortController()
     let cQueued = false
     const leaving = client.allocate(c, { wait: 20, signal: stop.signal, onQueued: () => { cQueued = true } })
-    await until(() => cQueued, 'c queued')
+    await until(() => cQueued, 'c queued', 1000)
     stop.abort(new Error('gave up'))
     await assert.rejects(leaving, { message: 'gave up' })
     const meta = await client.list()
@@ -148,14 +141,15 @@ describeEachBackend('TokenPoolClient waiting', (backend) => {
     await client.release(leaseB.token_id, b)
     // Give the service a moment to see c go; then a plain allocate (no wait) gets the token.
     let next: Lease | undefined
-    for (const giveUp = Date.now() + 15_000; next === undefined && Date.now() < giveUp;) {
+    await until(async () => {
       try {
         next = await client.allocate(a)
+        return true
       } catch (err) {
         assert.ok(err instanceof TokenPoolError && err.code === 'pool_exhausted', String(err))
-        await new Promise((resolve) => setTimeout(resolve, 50))
+        return false
       }
-    }
+    }, 'a plain allocate gets the token', 1500)
     assert.equal(next?.user_id, a, 'the token went to a, not to c who left')
   })
 
